@@ -1,0 +1,473 @@
+//! The configuration file: providers, model aliases, router, pricing and server settings.
+//!
+//! YAML (or the same structure as JSON, from the bindings) is read into a JSON value first,
+//! `${VAR}` / `${VAR:-default}` are replaced in string values, and the value is then decoded
+//! with the path of every error tracked, so a mistake is reported as
+//! `providers.openai.api_bse: unknown field ...`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::providers::ProviderType;
+
+/// A configuration error, naming where in the file it stands.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The text is not valid YAML.
+    #[error("config is not valid YAML: {0}")]
+    Yaml(String),
+    /// A key or value is wrong; `location` is a dotted path such as `providers.openai.type`.
+    #[error("config error at `{location}`: {message}")]
+    Invalid {
+        /// Where the error stands.
+        location: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(location: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            location: location.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Provider id → settings. The id is what `provider/model` names.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Model aliases with ordered targets.
+    #[serde(default)]
+    pub models: Vec<ModelAlias>,
+    /// Routing settings.
+    #[serde(default)]
+    pub router: RouterConfig,
+    /// Pricing settings.
+    #[serde(default)]
+    pub pricing: PricingConfig,
+    /// Server-mode settings.
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// Settings of one provider.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// API family; defaults to the provider id when that is a built-in type name.
+    #[serde(default, rename = "type")]
+    pub kind: Option<ProviderType>,
+    /// Secret key; `${VAR}` is the usual way to fill it.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Base URL, e.g. `http://127.0.0.1:8000/v1`; defaults to the type's public endpoint.
+    #[serde(default)]
+    pub api_base: Option<String>,
+    /// Extra headers sent with every request to this provider.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Total timeout of one request to this provider, overriding `router.timeout_ms`.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// A model alias: one name, several `provider/model` targets tried in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelAlias {
+    /// The name clients send as `model`.
+    pub name: String,
+    /// `provider/model` targets, in fallback order.
+    pub targets: Vec<String>,
+}
+
+/// Routing settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouterConfig {
+    /// Extra tries of a target after a retryable failure, before moving to the next target.
+    pub retries: u32,
+    /// Total time allowed for one upstream request (for a stream: until its first byte and
+    /// between two reads), in milliseconds.
+    pub timeout_ms: u64,
+    /// Time allowed to open a connection, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// How long a failing target is left out, in seconds.
+    pub cooldown_s: u64,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            retries: 2,
+            timeout_ms: 60_000,
+            connect_timeout_ms: 10_000,
+            cooldown_s: 30,
+        }
+    }
+}
+
+/// Pricing settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PricingConfig {
+    /// A fee added on top of the provider cost, in percent.
+    pub platform_fee_percent: f64,
+}
+
+/// How the server authenticates callers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// `ogw_` API keys from the store (the default).
+    #[default]
+    Keys,
+    /// No authentication: anyone who can reach the port may use it.
+    None,
+}
+
+/// Server-mode settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// The store: `sqlite://PATH` (created on start).
+    pub database: String,
+    /// `keys` (default) or `none`.
+    pub auth: AuthMode,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".to_owned(),
+            database: "sqlite://opengateway.db".to_owned(),
+            auth: AuthMode::Keys,
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The listen address, parsed.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|e| {
+            ConfigError::invalid(
+                "server.listen",
+                format!("`{}` is not an address like 127.0.0.1:8080: {e}", self.listen),
+            )
+        })
+    }
+
+    /// The SQLite file path of `database`.
+    pub fn sqlite_path(&self) -> Result<PathBuf, ConfigError> {
+        match self.database.strip_prefix("sqlite://") {
+            Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+            _ => Err(ConfigError::invalid(
+                "server.database",
+                format!(
+                    "`{}` is not supported; use sqlite://PATH (e.g. sqlite://opengateway.db)",
+                    self.database
+                ),
+            )),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a YAML file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_yaml(&text)
+    }
+
+    /// Parses YAML text (JSON is accepted too).
+    pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        if text.trim().is_empty() {
+            return Self::from_value(Value::Object(Default::default()));
+        }
+        let value: Value =
+            serde_saphyr::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
+        Self::from_value(value)
+    }
+
+    /// Decodes a JSON value (a dict or object from the bindings), after `${VAR}` substitution.
+    pub fn from_value(mut value: Value) -> Result<Self, ConfigError> {
+        if value.is_null() {
+            value = Value::Object(Default::default());
+        }
+        substitute_env(&mut value, &mut String::new())?;
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let location = if path == "." { "(top level)".to_owned() } else { path };
+            ConfigError::invalid(location, e.into_inner().to_string())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what the types alone cannot.
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (id, p) in &self.providers {
+            if id.is_empty() || id.contains('/') {
+                return Err(ConfigError::invalid(
+                    format!("providers.{id}"),
+                    "a provider id must be non-empty and contain no `/`",
+                ));
+            }
+            if p.kind.is_none() && ProviderType::parse(id).is_none() {
+                return Err(ConfigError::invalid(
+                    format!("providers.{id}.type"),
+                    format!(
+                        "missing: `{id}` is not a built-in provider type, so `type` is required (one of {})",
+                        ProviderType::names().join(", ")
+                    ),
+                ));
+            }
+            if let Some(base) = &p.api_base
+                && !(base.starts_with("http://") || base.starts_with("https://"))
+            {
+                return Err(ConfigError::invalid(
+                    format!("providers.{id}.api_base"),
+                    format!("`{base}` is not an http:// or https:// URL"),
+                ));
+            }
+            if p.timeout_ms == Some(0) {
+                return Err(ConfigError::invalid(
+                    format!("providers.{id}.timeout_ms"),
+                    "must be greater than 0",
+                ));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, alias) in self.models.iter().enumerate() {
+            if alias.name.is_empty() {
+                return Err(ConfigError::invalid(format!("models[{i}].name"), "is empty"));
+            }
+            if !seen.insert(alias.name.as_str()) {
+                return Err(ConfigError::invalid(
+                    format!("models[{i}].name"),
+                    format!("`{}` is defined twice", alias.name),
+                ));
+            }
+            if alias.targets.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("models[{i}].targets"),
+                    "needs at least one `provider/model` target",
+                ));
+            }
+            for (j, target) in alias.targets.iter().enumerate() {
+                match target.split_once('/') {
+                    Some((p, m)) if !p.is_empty() && !m.is_empty() => {}
+                    _ => {
+                        return Err(ConfigError::invalid(
+                            format!("models[{i}].targets[{j}]"),
+                            format!("`{target}` is not of the form provider/model"),
+                        ));
+                    }
+                }
+            }
+        }
+        if self.router.timeout_ms == 0 {
+            return Err(ConfigError::invalid("router.timeout_ms", "must be greater than 0"));
+        }
+        if self.router.connect_timeout_ms == 0 {
+            return Err(ConfigError::invalid(
+                "router.connect_timeout_ms",
+                "must be greater than 0",
+            ));
+        }
+        let fee = self.pricing.platform_fee_percent;
+        if !(0.0..=100.0).contains(&fee) {
+            return Err(ConfigError::invalid(
+                "pricing.platform_fee_percent",
+                format!("{fee} is not between 0 and 100"),
+            ));
+        }
+        self.server.listen_addr()?;
+        self.server.sqlite_path()?;
+        if self.server.max_body_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "server.max_body_bytes",
+                "must be greater than 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}` in every string of `value`; `$$` is a literal `$`.
+/// An unset variable without a default becomes the empty string, so a provider whose key is
+/// missing loads and is reported as unusable rather than failing the whole file.
+fn substitute_env(value: &mut Value, path: &mut String) -> Result<(), ConfigError> {
+    match value {
+        Value::String(s) if s.contains('$') => {
+            *s = expand(s).map_err(|m| ConfigError::invalid(display_path(path), m))?;
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                substitute_env(item, path)?;
+                path.truncate(len);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                substitute_env(v, path)?;
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn display_path(path: &str) -> String {
+    if path.is_empty() { "(top level)".to_owned() } else { path.to_owned() }
+}
+
+fn expand(s: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(stripped) = after.strip_prefix('$') {
+            out.push('$');
+            rest = stripped;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body
+                .find('}')
+                .ok_or_else(|| format!("unclosed `${{` in `{s}`"))?;
+            let expr = &body[..end];
+            let (name, default) = match expr.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (expr, None),
+            };
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(format!("`${{{expr}}}` is not a valid variable reference"));
+            }
+            match std::env::var(name) {
+                Ok(v) if !v.is_empty() => out.push_str(&v),
+                _ => out.push_str(default.unwrap_or("")),
+            }
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn design_example_parses() {
+        let cfg = Config::from_yaml(
+            r#"
+providers:
+  openai:    { type: openai,    api_key: "${OGW_TEST_UNSET_KEY}" }
+  anthropic: { type: anthropic, api_key: "${OGW_TEST_UNSET_KEY:-fallback}" }
+  local:     { type: openai, api_base: "http://127.0.0.1:8000/v1", api_key: "none" }
+models:
+  - name: smart
+    targets: [anthropic/claude-sonnet-4-5, openai/gpt-4o]
+router:   { retries: 2, timeout_ms: 60000, cooldown_s: 30 }
+pricing:  { platform_fee_percent: 0 }
+server:   { listen: "127.0.0.1:8080", database: "sqlite://opengateway.db", auth: none }
+"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.providers["openai"].api_key.as_deref(), Some(""));
+        assert_eq!(cfg.providers["anthropic"].api_key.as_deref(), Some("fallback"));
+        assert_eq!(cfg.models[0].targets.len(), 2);
+        assert_eq!(cfg.server.auth, AuthMode::None);
+        assert_eq!(cfg.router.connect_timeout_ms, 10_000);
+    }
+
+    #[test]
+    fn unknown_key_names_its_location() {
+        let err = Config::from_yaml("providers:\n  openai:\n    api_bse: http://x\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("providers.openai"), "{msg}");
+        assert!(msg.contains("api_bse"), "{msg}");
+        let err = Config::from_yaml("routr: {}\n").unwrap_err().to_string();
+        assert!(err.contains("routr"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_location() {
+        let err = Config::from_yaml("router: { retries: many }").unwrap_err().to_string();
+        assert!(err.contains("router.retries"), "{err}");
+        let err = Config::from_yaml("server: { listen: nowhere }").unwrap_err().to_string();
+        assert!(err.contains("server.listen"), "{err}");
+        let err = Config::from_yaml("server: { auth: maybe }").unwrap_err().to_string();
+        assert!(err.contains("server.auth"), "{err}");
+        let err = Config::from_yaml("providers: { mine: { api_key: x } }").unwrap_err().to_string();
+        assert!(err.contains("providers.mine.type"), "{err}");
+        let err = Config::from_yaml("models: [{ name: a, targets: [gpt-4o] }]")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("models[0].targets[0]"), "{err}");
+        let err = Config::from_yaml("providers: { openai: { type: nosuch } }")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("providers.openai.type"), "{err}");
+    }
+
+    #[test]
+    fn env_expansion() {
+        assert_eq!(expand("a$$b").unwrap(), "a$b");
+        assert_eq!(expand("${OGW_TEST_UNSET_KEY:-d}").unwrap(), "d");
+        assert_eq!(expand("x${OGW_TEST_UNSET_KEY}y").unwrap(), "xy");
+        assert!(expand("${OPEN").is_err());
+        assert!(expand("${A B}").is_err());
+        // SAFETY-free: tests in this module only read this variable.
+        let path = std::env::var("PATH").unwrap_or_default();
+        assert_eq!(expand("${PATH}").unwrap(), path);
+    }
+
+    #[test]
+    fn empty_config_is_default() {
+        assert_eq!(Config::from_yaml("").unwrap(), Config::default());
+    }
+}

@@ -1,0 +1,782 @@
+//! The facade every surface calls: resolve a model to ordered targets, send to each in turn
+//! through its provider adapter, and return the OpenAI-shaped answer with the route it took.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::error::{Attempt, Error, ErrorKind, Result};
+use crate::providers::openai::OpenAiProvider;
+use crate::providers::{Provider, ProviderType, StreamContext, StreamDecoder};
+use crate::transport::{SseStream, Transport, sse_events};
+use crate::types::{ChatCompletion, ChatCompletionChunk, ChatCompletionRequest};
+
+/// Where a request was served and every attempt made on the way.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Route {
+    /// The provider id that served the request.
+    pub provider: String,
+    /// The model name sent to that provider.
+    pub model: String,
+    /// Every attempt, failed ones first, the successful one last.
+    pub attempts: Vec<Attempt>,
+}
+
+/// A completion together with the route that produced it.
+#[derive(Debug, Clone)]
+pub struct Routed<T> {
+    /// The answer.
+    pub response: T,
+    /// How it was obtained.
+    pub route: Route,
+}
+
+impl<T> std::ops::Deref for Routed<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.response
+    }
+}
+
+/// One `provider/model` target of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Provider id.
+    pub provider: String,
+    /// Model name at that provider.
+    pub model: String,
+}
+
+/// A provider entry as the gateway holds it: its adapter, or why it cannot be used.
+#[derive(Debug)]
+struct ProviderEntry {
+    kind: ProviderType,
+    adapter: Option<Arc<dyn Provider>>,
+    problem: Option<String>,
+    timeout: Duration,
+}
+
+/// Health of one provider, as `GET /health` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProviderHealth {
+    /// Provider id.
+    pub id: String,
+    /// Provider type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `ok`, `error` (reachable config, failing probe) or `unusable` (bad or missing config).
+    pub status: String,
+    /// Probe latency, when probed.
+    pub latency_ms: Option<u64>,
+    /// What is wrong, when not ok.
+    pub error: Option<String>,
+}
+
+/// The gateway's health: one entry per provider.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthReport {
+    /// `ok` when at least one provider answers, else `unavailable`.
+    pub status: String,
+    /// Per-provider checks.
+    pub providers: Vec<ProviderHealth>,
+}
+
+impl HealthReport {
+    /// Whether anything can serve requests.
+    pub fn is_healthy(&self) -> bool {
+        self.status == "ok"
+    }
+}
+
+/// A model the gateway can serve, for `GET /v1/models`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelEntry {
+    /// `provider/model` or an alias name.
+    pub id: String,
+    /// Always `model`.
+    pub object: &'static str,
+    /// Unix time the entry was listed.
+    pub created: u64,
+    /// The provider id, or `opengateway` for aliases.
+    pub owned_by: String,
+}
+
+/// The in-process gateway: cheap to clone, safe to share between tasks and threads.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    providers: BTreeMap<String, ProviderEntry>,
+    aliases: HashMap<String, Vec<Target>>,
+    transport: Transport,
+}
+
+impl Gateway {
+    /// Builds a gateway from a configuration. Providers named in `providers:` come first; every
+    /// built-in type whose standard key variable is set (`OPENAI_API_KEY`, ...) and which the
+    /// config does not already use as an id is added too.
+    pub fn from_config(config: Config) -> Result<Self> {
+        let router = &config.router;
+        let transport = Transport::new(
+            Duration::from_millis(router.connect_timeout_ms),
+            Duration::from_millis(router.timeout_ms),
+        )?;
+        let default_timeout = Duration::from_millis(router.timeout_ms);
+        let mut providers = BTreeMap::new();
+        for (id, p) in &config.providers {
+            // `validate` guarantees a type is either given or the id itself.
+            let Some(kind) = p.kind.or_else(|| ProviderType::parse(id)) else {
+                continue;
+            };
+            let headers: Vec<(String, String)> =
+                p.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let timeout = p.timeout_ms.map(Duration::from_millis).unwrap_or(default_timeout);
+            let entry = build_entry(
+                id,
+                kind,
+                p.api_base.as_deref(),
+                p.api_key.as_deref(),
+                &headers,
+                timeout,
+            )?;
+            providers.insert(id.clone(), entry);
+        }
+        for kind in ProviderType::all() {
+            let Some(var) = kind.key_env() else { continue };
+            let Ok(key) = std::env::var(var) else { continue };
+            if key.is_empty() || providers.contains_key(kind.name()) {
+                continue;
+            }
+            let base_var = format!("{}_API_BASE", kind.name().to_uppercase());
+            let base = std::env::var(&base_var)
+                .ok()
+                .or_else(|| {
+                    (kind == ProviderType::Openai)
+                        .then(|| std::env::var("OPENAI_BASE_URL").ok())
+                        .flatten()
+                })
+                .filter(|b| !b.is_empty());
+            let entry = build_entry(
+                kind.name(),
+                kind,
+                base.as_deref(),
+                Some(&key),
+                &[],
+                default_timeout,
+            )?;
+            providers.insert(kind.name().to_owned(), entry);
+        }
+        let mut aliases = HashMap::new();
+        for (i, alias) in config.models.iter().enumerate() {
+            let mut targets = Vec::new();
+            for (j, t) in alias.targets.iter().enumerate() {
+                let (provider, model) = t.split_once('/').unwrap_or((t, ""));
+                if !providers.contains_key(provider) {
+                    return Err(Error::new(
+                        ErrorKind::BadRequest,
+                        format!(
+                            "config error at `models[{i}].targets[{j}]`: provider `{provider}` is not configured (add it under `providers:` or set its key variable)"
+                        ),
+                    ));
+                }
+                targets.push(Target {
+                    provider: provider.to_owned(),
+                    model: model.to_owned(),
+                });
+            }
+            aliases.insert(alias.name.clone(), targets);
+        }
+        Ok(Gateway {
+            inner: Arc::new(Inner {
+                config,
+                providers,
+                aliases,
+                transport,
+            }),
+        })
+    }
+
+    /// Builds a gateway from a YAML file.
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let config = Config::from_file(path)
+            .map_err(|e| Error::new(ErrorKind::BadRequest, e.to_string()))?;
+        Self::from_config(config)
+    }
+
+    /// The configuration the gateway was built from.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Whether at least one provider is configured without known problems.
+    pub fn has_usable_provider(&self) -> bool {
+        self.inner.providers.values().any(|p| p.problem.is_none())
+    }
+
+    /// The ordered targets for `model` plus the request's fallback `models`.
+    pub fn resolve(&self, request: &ChatCompletionRequest) -> Result<Vec<Target>> {
+        if request.model.trim().is_empty() {
+            return Err(Error::invalid_param("model", "`model` is required and must not be empty"));
+        }
+        let mut targets = self.resolve_one(&request.model, "model")?;
+        for (i, m) in request.models.iter().flatten().enumerate() {
+            for t in self.resolve_one(m, &format!("models[{i}]"))? {
+                if !targets.contains(&t) {
+                    targets.push(t);
+                }
+            }
+        }
+        Ok(targets)
+    }
+
+    fn resolve_one(&self, model: &str, param: &str) -> Result<Vec<Target>> {
+        if let Some(targets) = self.inner.aliases.get(model) {
+            return Ok(targets.clone());
+        }
+        let not_found = |hint: String| Error::model_not_found(model, &hint).with_param(param);
+        match model.split_once('/') {
+            Some((provider, name)) if !provider.is_empty() && !name.is_empty() => {
+                if self.inner.providers.contains_key(provider) {
+                    Ok(vec![Target {
+                        provider: provider.to_owned(),
+                        model: name.to_owned(),
+                    }])
+                } else {
+                    Err(not_found(format!(
+                        "No provider `{provider}` is configured; configured providers: {}.",
+                        self.provider_list()
+                    )))
+                }
+            }
+            _ => Err(not_found(format!(
+                "Use `provider/model` (configured providers: {}) or an alias{}.",
+                self.provider_list(),
+                self.alias_hint()
+            ))),
+        }
+    }
+
+    fn provider_list(&self) -> String {
+        if self.inner.providers.is_empty() {
+            "none".to_owned()
+        } else {
+            self.inner.providers.keys().cloned().collect::<Vec<_>>().join(", ")
+        }
+    }
+
+    fn alias_hint(&self) -> String {
+        let mut names: Vec<&str> = self.inner.aliases.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", names.join(", "))
+        }
+    }
+
+    fn adapter(&self, target: &Target) -> Result<(&ProviderEntry, Arc<dyn Provider>)> {
+        let entry = self.inner.providers.get(&target.provider).ok_or_else(|| {
+            Error::model_not_found(&target.provider, "No such provider is configured.")
+        })?;
+        match (&entry.adapter, &entry.problem) {
+            (Some(adapter), None) => Ok((entry, adapter.clone())),
+            (_, problem) => Err(Error::new(
+                ErrorKind::ServiceUnavailable,
+                format!(
+                    "provider `{}` cannot be used: {}",
+                    target.provider,
+                    problem.as_deref().unwrap_or("it has no adapter")
+                ),
+            )
+            .with_provider(target.provider.as_str())),
+        }
+    }
+
+    /// Answers a chat completion without streaming, trying each target in order.
+    pub async fn chat(&self, mut request: ChatCompletionRequest) -> Result<Routed<ChatCompletion>> {
+        validate_request(&request)?;
+        request.stream = None;
+        request.stream_options = None;
+        let targets = self.resolve(&request)?;
+        let retries = self.inner.config.router.retries;
+        self.run_targets(&targets, retries, |target| {
+            let request = &request;
+            async move { self.chat_once(request, target).await }
+        })
+        .await
+        .map(|(mut response, route)| {
+            response.provider = Some(route.provider.clone());
+            if let Some(usage) = response.usage.as_mut() {
+                usage.cost.get_or_insert(0.0);
+            }
+            Routed { response, route }
+        })
+    }
+
+    /// Answers a chat completion as a stream of chunks. Fallback to the next target happens
+    /// only before the first chunk; a failure after that ends the stream with an error item.
+    pub async fn chat_stream(&self, mut request: ChatCompletionRequest) -> Result<ChatStream> {
+        validate_request(&request)?;
+        request.stream = Some(true);
+        let targets = self.resolve(&request)?;
+        let retries = self.inner.config.router.retries;
+        let context = StreamContext {
+            include_usage: request
+                .stream_options
+                .as_ref()
+                .and_then(|o| o.include_usage)
+                .unwrap_or(false),
+        };
+        let (started, route) = self
+            .run_targets(&targets, retries, |target| {
+                let request = &request;
+                async move { self.stream_once(request, target, context).await }
+            })
+            .await?;
+        Ok(ChatStream {
+            route,
+            inner: Box::pin(started),
+        })
+    }
+
+    /// Runs `attempt` over the targets in order with up to `retries` extra tries of each on
+    /// retryable failures; errors that no other target can fix (a bad request) end at once.
+    async fn run_targets<'a, T, F, Fut>(
+        &'a self,
+        targets: &'a [Target],
+        retries: u32,
+        mut attempt: F,
+    ) -> Result<(T, Route)>
+    where
+        F: FnMut(&'a Target) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut attempts = Vec::new();
+        let mut last_error: Option<Error> = None;
+        for target in targets {
+            let mut tries = 0;
+            loop {
+                let started = Instant::now();
+                let outcome = attempt(target).await;
+                let latency_ms = elapsed_ms(started);
+                match outcome {
+                    Ok(value) => {
+                        attempts.push(Attempt {
+                            provider: target.provider.clone(),
+                            model: target.model.clone(),
+                            status: Some(200),
+                            error_type: None,
+                            error_message: None,
+                            latency_ms,
+                        });
+                        return Ok((
+                            value,
+                            Route {
+                                provider: target.provider.clone(),
+                                model: target.model.clone(),
+                                attempts,
+                            },
+                        ));
+                    }
+                    Err(err) => {
+                        let status = (!matches!(
+                            err.kind(),
+                            ErrorKind::Connection | ErrorKind::Timeout
+                        ) || err.status() < 500)
+                            .then_some(err.status());
+                        attempts.push(Attempt {
+                            provider: target.provider.clone(),
+                            model: target.model.clone(),
+                            status,
+                            error_type: err.to_body().error.kind,
+                            error_message: Some(err.message().to_owned()),
+                            latency_ms,
+                        });
+                        let retryable = err.is_retryable();
+                        let next_target_helps = retryable
+                            || matches!(
+                                err.kind(),
+                                ErrorKind::Authentication
+                                    | ErrorKind::PermissionDenied
+                                    | ErrorKind::NotFound
+                            );
+                        if !next_target_helps {
+                            return Err(err.with_attempts(attempts));
+                        }
+                        if retryable && tries < retries {
+                            tokio::time::sleep(backoff(tries, err.retry_after())).await;
+                            tries += 1;
+                            continue;
+                        }
+                        last_error = Some(err);
+                        break;
+                    }
+                }
+            }
+        }
+        let err = last_error.unwrap_or_else(|| {
+            Error::new(ErrorKind::ServiceUnavailable, "no target could serve the request")
+        });
+        Err(err.with_attempts(attempts))
+    }
+
+    async fn chat_once(
+        &self,
+        request: &ChatCompletionRequest,
+        target: &Target,
+    ) -> Result<ChatCompletion> {
+        let (entry, adapter) = self.adapter(target)?;
+        let upstream = adapter.encode_chat(request, &target.model, false)?;
+        let transport = &self.inner.transport;
+        let deadline = Instant::now() + entry.timeout;
+        let response = transport.send(adapter.id(), upstream, entry.timeout).await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let body = transport.read_body(adapter.id(), response, remaining).await?;
+        if !(200..300).contains(&status) {
+            return Err(adapter.decode_error(status, &headers, &body));
+        }
+        adapter.decode_chat(&body)
+    }
+
+    async fn stream_once(
+        &self,
+        request: &ChatCompletionRequest,
+        target: &Target,
+        context: StreamContext,
+    ) -> Result<ChunkStream> {
+        let (entry, adapter) = self.adapter(target)?;
+        let upstream = adapter.encode_chat(request, &target.model, true)?;
+        let transport = &self.inner.transport;
+        let deadline = Instant::now() + entry.timeout;
+        let response = transport.send(adapter.id(), upstream, entry.timeout).await?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let headers = response.headers().clone();
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let body = transport.read_body(adapter.id(), response, remaining).await?;
+            return Err(adapter.decode_error(status, &headers, &body));
+        }
+        let mut stream = ChunkStream::new(
+            sse_events(adapter.id(), response),
+            adapter.stream_decoder(context),
+            adapter.id().to_owned(),
+        );
+        // Wait for the first chunk here, so that a failure before any byte reaches the client
+        // can still fall back to the next target.
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, stream.next()).await {
+            Ok(Some(Ok(first))) => {
+                stream.pending.push_front(first);
+                Ok(stream)
+            }
+            Ok(Some(Err(e))) => Err(e),
+            Ok(None) => Err(Error::new(
+                ErrorKind::Connection,
+                format!("provider `{}` sent an empty stream", adapter.id()),
+            )
+            .with_provider(adapter.id())),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "provider `{}` sent no stream event within {} ms",
+                    adapter.id(),
+                    entry.timeout.as_millis()
+                ),
+            )
+            .with_provider(adapter.id())),
+        }
+    }
+
+    /// Models the gateway can serve: every alias, then each usable provider's own list
+    /// (asked live, in parallel; a provider that does not answer in 5 s is left out).
+    pub async fn list_models(&self) -> Vec<ModelEntry> {
+        let created = unix_now();
+        let mut entries: Vec<ModelEntry> = self
+            .inner
+            .config
+            .models
+            .iter()
+            .map(|a| ModelEntry {
+                id: a.name.clone(),
+                object: "model",
+                created,
+                owned_by: "opengateway".to_owned(),
+            })
+            .collect();
+        let probes = self.probe_all(Duration::from_secs(5)).await;
+        for (id, outcome) in probes {
+            if let (_, Ok(models)) = outcome {
+                entries.extend(models.into_iter().map(|m| ModelEntry {
+                    id: format!("{id}/{m}"),
+                    object: "model",
+                    created,
+                    owned_by: id.clone(),
+                }));
+            }
+        }
+        entries
+    }
+
+    /// Checks every provider: its configuration, then a live model-list request.
+    pub async fn health(&self) -> HealthReport {
+        let mut probes: HashMap<String, (u64, Result<Vec<String>>)> =
+            self.probe_all(Duration::from_secs(5)).await.into_iter().collect();
+        let mut providers = Vec::new();
+        for (id, entry) in &self.inner.providers {
+            let (status, latency_ms, error) = match (&entry.problem, probes.remove(id)) {
+                (Some(problem), _) => ("unusable", None, Some(problem.clone())),
+                (None, Some((latency, Ok(_)))) => ("ok", Some(latency), None),
+                (None, Some((latency, Err(e)))) => {
+                    ("error", Some(latency), Some(e.message().to_owned()))
+                }
+                (None, None) => ("ok", None, None),
+            };
+            providers.push(ProviderHealth {
+                id: id.clone(),
+                kind: entry.kind.name().to_owned(),
+                status: status.to_owned(),
+                latency_ms,
+                error,
+            });
+        }
+        let healthy = providers.iter().any(|p| p.status == "ok");
+        HealthReport {
+            status: if healthy { "ok" } else { "unavailable" }.to_owned(),
+            providers,
+        }
+    }
+
+    async fn probe_all(&self, timeout: Duration) -> Vec<(String, (u64, Result<Vec<String>>))> {
+        let probes = self.inner.providers.iter().filter_map(|(id, entry)| {
+            let adapter = entry.adapter.clone().filter(|_| entry.problem.is_none())?;
+            let request = adapter.list_models_request()?;
+            let transport = self.inner.transport.clone();
+            let id = id.clone();
+            Some(async move {
+                let started = Instant::now();
+                let result = async {
+                    let response = transport.send(&id, request, timeout).await?;
+                    let status = response.status().as_u16();
+                    let headers = response.headers().clone();
+                    let body = transport.read_body(&id, response, timeout).await?;
+                    if !(200..300).contains(&status) {
+                        return Err(adapter.decode_error(status, &headers, &body));
+                    }
+                    adapter.decode_model_list(&body)
+                }
+                .await;
+                (id, (elapsed_ms(started), result))
+            })
+        });
+        futures_util::future::join_all(probes).await
+    }
+}
+
+fn build_entry(
+    id: &str,
+    kind: ProviderType,
+    api_base: Option<&str>,
+    api_key: Option<&str>,
+    headers: &[(String, String)],
+    timeout: Duration,
+) -> Result<ProviderEntry> {
+    let mut problem = None;
+    let base = api_base.or(kind.default_api_base());
+    let key = api_key.filter(|k| !k.is_empty());
+    if kind.needs_key() && key.is_none() {
+        problem = Some(match kind.key_env() {
+            Some(var) => format!("api_key is empty (is {var} set?)"),
+            None => "api_key is empty".to_owned(),
+        });
+    }
+    let adapter: Option<Arc<dyn Provider>> = if !kind.is_openai_compatible() {
+        problem.get_or_insert_with(|| {
+            format!("provider type `{kind}` has no adapter in this version of opengateway yet")
+        });
+        None
+    } else if let Some(base) = base {
+        Some(Arc::new(OpenAiProvider::new(id, kind, base, key, headers)?))
+    } else {
+        problem.get_or_insert_with(|| format!("api_base is required for type `{kind}`"));
+        None
+    };
+    Ok(ProviderEntry {
+        kind,
+        adapter,
+        problem,
+        timeout,
+    })
+}
+
+/// Checks what every provider needs before any target is tried.
+fn validate_request(request: &ChatCompletionRequest) -> Result<()> {
+    if request.messages.is_empty() {
+        return Err(Error::invalid_param(
+            "messages",
+            "`messages` must contain at least one message",
+        ));
+    }
+    if request.n == Some(0) {
+        return Err(Error::invalid_param("n", "`n` must be at least 1"));
+    }
+    for (name, value, range) in [
+        ("temperature", request.temperature, 0.0..=2.0),
+        ("top_p", request.top_p, 0.0..=1.0),
+        ("presence_penalty", request.presence_penalty, -2.0..=2.0),
+        ("frequency_penalty", request.frequency_penalty, -2.0..=2.0),
+    ] {
+        if let Some(v) = value
+            && !range.contains(&v)
+        {
+            return Err(Error::invalid_param(
+                name,
+                format!(
+                    "`{name}` is {v}, outside the allowed range {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Exponential backoff with jitter (0.5 s, 1 s, 2 s, ... up to 8 s), or the provider's own
+/// `Retry-After` when it sent one, capped at 30 s.
+fn backoff(tries: u32, retry_after: Option<Duration>) -> Duration {
+    if let Some(wait) = retry_after {
+        return wait.min(Duration::from_secs(30));
+    }
+    let base = 0.5 * 2f64.powi(tries.min(4) as i32);
+    let jitter = 0.75 + 0.5 * (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
+    Duration::from_secs_f64((base * jitter).min(8.0))
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A stream of chunks from one provider: SSE events decoded, translated, and stamped with the
+/// provider id and the usage cost.
+struct ChunkStream {
+    events: SseStream,
+    decoder: Box<dyn StreamDecoder>,
+    provider: String,
+    pending: VecDeque<ChatCompletionChunk>,
+    ended: bool,
+}
+
+impl ChunkStream {
+    fn new(events: SseStream, decoder: Box<dyn StreamDecoder>, provider: String) -> Self {
+        ChunkStream {
+            events,
+            decoder,
+            provider,
+            pending: VecDeque::new(),
+            ended: false,
+        }
+    }
+
+    fn stamp(&self, mut chunks: Vec<ChatCompletionChunk>) -> Vec<ChatCompletionChunk> {
+        for chunk in &mut chunks {
+            chunk.provider = Some(self.provider.clone());
+            if let Some(Some(usage)) = chunk.usage.as_mut() {
+                usage.cost.get_or_insert(0.0);
+            }
+        }
+        chunks
+    }
+}
+
+impl Stream for ChunkStream {
+    type Item = Result<ChatCompletionChunk>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(chunk) = self.pending.pop_front() {
+                return Poll::Ready(Some(Ok(chunk)));
+            }
+            if self.ended {
+                return Poll::Ready(None);
+            }
+            if self.decoder.is_done() {
+                self.ended = true;
+                continue;
+            }
+            match self.events.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(event))) => match self.decoder.on_event(&event) {
+                    Ok(chunks) => {
+                        let chunks = self.stamp(chunks);
+                        self.pending.extend(chunks);
+                    }
+                    Err(e) => {
+                        self.ended = true;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                },
+                Poll::Ready(Some(Err(e))) => {
+                    self.ended = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(None) => {
+                    self.ended = true;
+                    match self.decoder.finish() {
+                        Ok(chunks) => {
+                            let chunks = self.stamp(chunks);
+                            self.pending.extend(chunks);
+                        }
+                        Err(e) => return Poll::Ready(Some(Err(e))),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A streamed chat completion: OpenAI chunks, plus the route that was taken. Dropping it
+/// closes the upstream connection.
+pub struct ChatStream {
+    route: Route,
+    inner: Pin<Box<ChunkStream>>,
+}
+
+impl std::fmt::Debug for ChatStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatStream").field("route", &self.route).finish_non_exhaustive()
+    }
+}
+
+impl ChatStream {
+    /// Where the stream is served from and the attempts made before it started.
+    pub fn route(&self) -> &Route {
+        &self.route
+    }
+}
+
+impl Stream for ChatStream {
+    type Item = Result<ChatCompletionChunk>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}

@@ -1,0 +1,40 @@
+//! opengateway: one OpenAI-compatible interface to every major LLM provider, in process.
+//!
+//! # Brief overview
+//!
+//! - [`types`] is the canonical request/response shape: OpenAI Chat Completions, with the
+//!   fields it does not model kept in `extra` maps so nothing a client sends is lost.
+//! - [`config::Config`] is the YAML configuration (providers, aliases, router, server).
+//! - [`providers`] holds one adapter per API family; each is a pure translation between the
+//!   canonical shape and the provider's wire format, with no I/O.
+//! - [`Gateway`] resolves `provider/model` ids and aliases to ordered targets, sends through the
+//!   pooled transport, and returns answers stamped with the provider and cost, and the route
+//!   (every attempt) that produced them.
+//! - [`Error`] is OpenAI-shaped (`{"error": {message, type, param, code}}`) with a small
+//!   [`ErrorKind`] that every surface maps once to its own error classes.
+//!
+//! ```no_run
+//! # async fn demo() -> opengateway::Result<()> {
+//! use opengateway::{Gateway, config::Config, types::{ChatCompletionRequest, ChatMessage}};
+//! let gateway = Gateway::from_config(Config::from_yaml("providers: { openai: {} }").unwrap())?;
+//! let request = ChatCompletionRequest {
+//!     model: "openai/gpt-4o-mini".into(),
+//!     messages: vec![ChatMessage::user("Hello!")],
+//!     ..Default::default()
+//! };
+//! let answer = gateway.chat(request).await?;
+//! println!("{:?} via {}", answer.choices[0].message.content, answer.route.provider);
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod error;
+mod gateway;
+pub mod providers;
+mod transport;
+pub mod types;
+
+pub use error::{Attempt, Error, ErrorKind, Result};
+pub use gateway::{
+    ChatStream, Gateway, HealthReport, ModelEntry, ProviderHealth, Route, Routed, Target,
+};

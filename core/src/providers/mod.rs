@@ -1,0 +1,219 @@
+//! Provider adapters: one file per API family, each a pure translation between the canonical
+//! OpenAI shape and the provider's wire format. Adapters do no I/O; the gateway sends what they
+//! build and hands them what comes back.
+
+pub mod openai;
+
+use std::fmt;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::types::{ChatCompletion, ChatCompletionChunk, ChatCompletionRequest};
+
+/// The API families a provider entry can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderType {
+    /// OpenAI (Chat Completions).
+    Openai,
+    /// OpenAI on Azure.
+    Azure,
+    /// Anthropic Messages.
+    Anthropic,
+    /// Google AI Studio (Gemini).
+    Gemini,
+    /// Google Vertex AI.
+    Vertex,
+    /// AWS Bedrock Converse.
+    Bedrock,
+    /// Cohere Chat v2.
+    Cohere,
+    /// Mistral (OpenAI-compatible).
+    Mistral,
+    /// Groq (OpenAI-compatible).
+    Groq,
+    /// DeepSeek (OpenAI-compatible).
+    Deepseek,
+    /// xAI (OpenAI-compatible).
+    Xai,
+    /// Together AI (OpenAI-compatible).
+    Together,
+    /// Fireworks AI (OpenAI-compatible).
+    Fireworks,
+    /// OpenRouter (OpenAI-compatible).
+    Openrouter,
+    /// Cerebras (OpenAI-compatible).
+    Cerebras,
+    /// Perplexity (OpenAI-compatible).
+    Perplexity,
+    /// Ollama's OpenAI-compatible endpoint.
+    Ollama,
+    /// vLLM's OpenAI-compatible server.
+    Vllm,
+}
+
+/// Static facts about a provider type: where it lives and which variable holds its key.
+struct TypeInfo {
+    kind: ProviderType,
+    name: &'static str,
+    default_api_base: Option<&'static str>,
+    key_env: Option<&'static str>,
+    needs_key: bool,
+}
+
+#[rustfmt::skip]
+const TYPES: &[TypeInfo] = &[
+    TypeInfo { kind: ProviderType::Openai, name: "openai", default_api_base: Some("https://api.openai.com/v1"), key_env: Some("OPENAI_API_KEY"), needs_key: true },
+    TypeInfo { kind: ProviderType::Azure, name: "azure", default_api_base: None, key_env: Some("AZURE_API_KEY"), needs_key: true },
+    TypeInfo { kind: ProviderType::Anthropic, name: "anthropic", default_api_base: Some("https://api.anthropic.com/v1"), key_env: Some("ANTHROPIC_API_KEY"), needs_key: true },
+    TypeInfo { kind: ProviderType::Gemini, name: "gemini", default_api_base: Some("https://generativelanguage.googleapis.com/v1beta"), key_env: Some("GEMINI_API_KEY"), needs_key: true },
+    TypeInfo { kind: ProviderType::Vertex, name: "vertex", default_api_base: None, key_env: None, needs_key: true },
+    TypeInfo { kind: ProviderType::Bedrock, name: "bedrock", default_api_base: None, key_env: None, needs_key: true },
+    TypeInfo { kind: ProviderType::Cohere, name: "cohere", default_api_base: Some("https://api.cohere.com/v2"), key_env: Some("COHERE_API_KEY"), needs_key: true },
+    TypeInfo { kind: ProviderType::Mistral, name: "mistral", default_api_base: Some("https://api.mistral.ai/v1"), key_env: Some("MISTRAL_API_KEY"), needs_key: true },
+    TypeInfo { kind: ProviderType::Groq, name: "groq", default_api_base: Some("https://api.groq.com/openai/v1"), key_env: Some("GROQ_API_KEY"), needs_key: true },
+    TypeInfo { kind: ProviderType::Deepseek, name: "deepseek", default_api_base: Some("https://api.deepseek.com/v1"), key_env: Some("DEEPSEEK_API_KEY"), needs_key: true },
+    TypeInfo { kind: ProviderType::Xai, name: "xai", default_api_base: Some("https://api.x.ai/v1"), key_env: Some("XAI_API_KEY"), needs_key: true },
+    TypeInfo { kind: ProviderType::Together, name: "together", default_api_base: Some("https://api.together.xyz/v1"), key_env: Some("TOGETHER_API_KEY"), needs_key: true },
+    TypeInfo { kind: ProviderType::Fireworks, name: "fireworks", default_api_base: Some("https://api.fireworks.ai/inference/v1"), key_env: Some("FIREWORKS_API_KEY"), needs_key: true },
+    TypeInfo { kind: ProviderType::Openrouter, name: "openrouter", default_api_base: Some("https://openrouter.ai/api/v1"), key_env: Some("OPENROUTER_API_KEY"), needs_key: true },
+    TypeInfo { kind: ProviderType::Cerebras, name: "cerebras", default_api_base: Some("https://api.cerebras.ai/v1"), key_env: Some("CEREBRAS_API_KEY"), needs_key: true },
+    TypeInfo { kind: ProviderType::Perplexity, name: "perplexity", default_api_base: Some("https://api.perplexity.ai"), key_env: Some("PERPLEXITY_API_KEY"), needs_key: true },
+    TypeInfo { kind: ProviderType::Ollama, name: "ollama", default_api_base: Some("http://127.0.0.1:11434/v1"), key_env: None, needs_key: false },
+    TypeInfo { kind: ProviderType::Vllm, name: "vllm", default_api_base: None, key_env: None, needs_key: false },
+];
+
+impl ProviderType {
+    fn info(self) -> &'static TypeInfo {
+        // Every variant has a row in TYPES; the fallback row is never reached.
+        TYPES.iter().find(|t| t.kind == self).unwrap_or(&TYPES[0])
+    }
+
+    /// The type's config name (`openai`, `anthropic`, ...).
+    pub fn name(self) -> &'static str {
+        self.info().name
+    }
+
+    /// The type named `name`, if it is a built-in one.
+    pub fn parse(name: &str) -> Option<Self> {
+        TYPES.iter().find(|t| t.name == name).map(|t| t.kind)
+    }
+
+    /// All type names, for error messages.
+    pub fn names() -> Vec<&'static str> {
+        TYPES.iter().map(|t| t.name).collect()
+    }
+
+    /// All types.
+    pub fn all() -> impl Iterator<Item = ProviderType> {
+        TYPES.iter().map(|t| t.kind)
+    }
+
+    /// The public endpoint used when the config gives no `api_base`.
+    pub fn default_api_base(self) -> Option<&'static str> {
+        self.info().default_api_base
+    }
+
+    /// The standard environment variable holding this type's key.
+    pub fn key_env(self) -> Option<&'static str> {
+        self.info().key_env
+    }
+
+    /// Whether requests to this type need an API key.
+    pub fn needs_key(self) -> bool {
+        self.info().needs_key
+    }
+
+    /// Whether this type speaks the OpenAI Chat Completions wire format.
+    pub fn is_openai_compatible(self) -> bool {
+        !matches!(
+            self,
+            ProviderType::Azure
+                | ProviderType::Anthropic
+                | ProviderType::Gemini
+                | ProviderType::Vertex
+                | ProviderType::Bedrock
+                | ProviderType::Cohere
+        )
+    }
+}
+
+impl fmt::Display for ProviderType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An HTTP request an adapter wants sent; building it does no I/O.
+#[derive(Debug, Clone)]
+pub struct UpstreamRequest {
+    /// HTTP method.
+    pub method: http::Method,
+    /// Full URL.
+    pub url: String,
+    /// Headers, auth included.
+    pub headers: HeaderMap,
+    /// Body bytes (empty for GET).
+    pub body: Bytes,
+}
+
+/// A provider adapter: the four translations of one API family, bound to one provider entry's
+/// base URL and credentials.
+pub trait Provider: Send + Sync + fmt::Debug {
+    /// The provider id (the config key), used in errors and on responses.
+    fn id(&self) -> &str;
+
+    /// Builds the upstream request for a chat completion of `model` (the name after `provider/`).
+    fn encode_chat(
+        &self,
+        request: &ChatCompletionRequest,
+        model: &str,
+        stream: bool,
+    ) -> Result<UpstreamRequest>;
+
+    /// Reads a successful non-streamed answer.
+    fn decode_chat(&self, body: &[u8]) -> Result<ChatCompletion>;
+
+    /// A fresh decoder for one streamed answer.
+    fn stream_decoder(&self, stream_options: StreamContext) -> Box<dyn StreamDecoder>;
+
+    /// Turns a non-2xx answer into an error with the provider's status and message.
+    fn decode_error(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Error;
+
+    /// The request listing the provider's models (also used as a health probe), if it has one.
+    fn list_models_request(&self) -> Option<UpstreamRequest>;
+
+    /// Reads the answer of [`Provider::list_models_request`] into model ids.
+    fn decode_model_list(&self, body: &[u8]) -> Result<Vec<String>>;
+}
+
+/// What a stream decoder needs to know about the client's request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamContext {
+    /// The client asked for the final usage chunk.
+    pub include_usage: bool,
+}
+
+/// One server-sent event as the transport decoded it.
+#[derive(Debug, Clone, Default)]
+pub struct SseEvent {
+    /// The `event:` name (empty for the default `message`).
+    pub event: String,
+    /// The joined `data:` lines.
+    pub data: String,
+}
+
+/// Turns a provider's stream events into OpenAI chunks. Fed event by event; no I/O.
+pub trait StreamDecoder: Send {
+    /// Translates one event into zero or more chunks; an error event becomes `Err`.
+    fn on_event(&mut self, event: &SseEvent) -> Result<Vec<ChatCompletionChunk>>;
+
+    /// Whether the provider has said the stream is complete.
+    fn is_done(&self) -> bool;
+
+    /// Called when the body ends; an error if the stream stopped before it was complete.
+    fn finish(&mut self) -> Result<Vec<ChatCompletionChunk>>;
+}

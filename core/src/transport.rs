@@ -1,0 +1,147 @@
+//! The only place that sends HTTP: one pooled reqwest client per gateway, error mapping for
+//! connection failures and timeouts, and SSE decoding of streamed bodies.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures_util::{Stream, StreamExt};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::providers::{SseEvent, UpstreamRequest};
+
+/// A stream of decoded server-sent events.
+pub(crate) type SseStream = Pin<Box<dyn Stream<Item = Result<SseEvent>> + Send>>;
+
+/// The pooled HTTP client shared by every provider of a gateway.
+#[derive(Debug, Clone)]
+pub(crate) struct Transport {
+    client: reqwest::Client,
+}
+
+impl Transport {
+    /// Builds the client. `read_timeout` bounds the wait for each read, which for a stream is
+    /// the wait between two events.
+    pub(crate) fn new(connect_timeout: Duration, read_timeout: Duration) -> Result<Self> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .read_timeout(read_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .user_agent(concat!("opengateway/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                Error::new(ErrorKind::InternalServer, format!("cannot build the HTTP client: {e}"))
+            })?;
+        Ok(Transport { client })
+    }
+
+    /// Sends `request`, failing with a 504-class error when no response headers arrive within
+    /// `timeout`, and with a 502-class error when the provider cannot be reached.
+    pub(crate) async fn send(
+        &self,
+        provider: &str,
+        request: UpstreamRequest,
+        timeout: Duration,
+    ) -> Result<reqwest::Response> {
+        let url = request.url.clone();
+        let builder = self
+            .client
+            .request(request.method, &request.url)
+            .headers(request.headers)
+            .body(request.body);
+        match tokio::time::timeout(timeout, builder.send()).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(map_reqwest_error(provider, &url, &e)),
+            Err(_) => Err(timeout_error(provider, timeout)),
+        }
+    }
+
+    /// Reads a whole body within `timeout`.
+    pub(crate) async fn read_body(
+        &self,
+        provider: &str,
+        response: reqwest::Response,
+        timeout: Duration,
+    ) -> Result<bytes::Bytes> {
+        let url = response.url().to_string();
+        match tokio::time::timeout(timeout, response.bytes()).await {
+            Ok(Ok(body)) => Ok(body),
+            Ok(Err(e)) => Err(map_reqwest_error(provider, &url, &e)),
+            Err(_) => Err(timeout_error(provider, timeout)),
+        }
+    }
+}
+
+/// Decodes a streamed body as server-sent events.
+pub(crate) fn sse_events(provider: &str, response: reqwest::Response) -> SseStream {
+    let provider = provider.to_owned();
+    let url = response.url().to_string();
+    Box::pin(response.bytes_stream().eventsource().map(move |item| match item {
+        Ok(event) => Ok(SseEvent {
+            event: if event.event == "message" { String::new() } else { event.event },
+            data: event.data,
+        }),
+        Err(eventsource_stream::EventStreamError::Transport(e)) => {
+            let err = map_reqwest_error(&provider, &url, &e);
+            Err(Error::new(
+                err.kind(),
+                format!("the stream from provider `{provider}` broke: {}", err.message()),
+            )
+            .with_provider(provider.as_str()))
+        }
+        Err(e) => Err(Error::new(
+            ErrorKind::Connection,
+            format!("provider `{provider}` sent an unreadable event stream: {e}"),
+        )
+        .with_provider(provider.as_str())),
+    }))
+}
+
+fn timeout_error(provider: &str, timeout: Duration) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!(
+            "provider `{provider}` did not answer within {} ms",
+            timeout.as_millis()
+        ),
+    )
+    .with_provider(provider)
+}
+
+fn map_reqwest_error(provider: &str, url: &str, e: &reqwest::Error) -> Error {
+    // The URL is reported without its query string, which may hold a key for some providers.
+    let url = url.split('?').next().unwrap_or(url);
+    let detail = error_chain(e);
+    let (kind, message) = if e.is_timeout() {
+        (
+            ErrorKind::Timeout,
+            format!("provider `{provider}` timed out ({url}): {detail}"),
+        )
+    } else if e.is_connect() {
+        (
+            ErrorKind::Connection,
+            format!("cannot connect to provider `{provider}` at {url}: {detail}"),
+        )
+    } else {
+        (
+            ErrorKind::Connection,
+            format!("connection to provider `{provider}` failed ({url}): {detail}"),
+        )
+    };
+    Error::new(kind, message).with_provider(provider)
+}
+
+/// reqwest's message plus its sources ("connection refused" sits a few levels down).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}

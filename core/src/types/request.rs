@@ -1,0 +1,568 @@
+//! `CreateChatCompletionRequest` and the message, content-part and tool types it carries.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor, value::SeqAccessDeserializer};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::serde_helpers::{de_nullable, ser_f64, ser_nullable};
+use super::{JsonObject, Nullable};
+
+/// A Chat Completions request, as a client sends it to `POST /v1/chat/completions`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatCompletionRequest {
+    /// `provider/model`, or an alias from the config.
+    pub model: String,
+    /// The conversation so far.
+    pub messages: Vec<ChatMessage>,
+    /// Sampling temperature, 0 to 2.
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "ser_f64")]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling mass, 0 to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "ser_f64")]
+    pub top_p: Option<f64>,
+    /// Number of choices to generate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<u32>,
+    /// Whether to answer with a stream of chunks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    /// Stream options (`include_usage`, `include_obfuscation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<StreamOptions>,
+    /// Up to four sequences where generation stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<StopSequences>,
+    /// Legacy output token limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Output token limit, reasoning tokens included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_completion_tokens: Option<u32>,
+    /// Presence penalty, -2 to 2.
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "ser_f64")]
+    pub presence_penalty: Option<f64>,
+    /// Frequency penalty, -2 to 2.
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "ser_f64")]
+    pub frequency_penalty: Option<f64>,
+    /// Token id → bias.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logit_bias: Option<JsonObject>,
+    /// Whether to return log probabilities of the output tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<bool>,
+    /// Number of most likely tokens to return at each position (with `logprobs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_logprobs: Option<u32>,
+    /// Seed for best-effort deterministic sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i64>,
+    /// Tools the model may call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<Tool>>,
+    /// Which tool (if any) the model must call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
+    /// Whether several tool calls may be returned in one turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
+    /// Output format: text, JSON object or JSON schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
+    /// Reasoning effort for reasoning models (`minimal`, `low`, `medium`, `high`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<String>,
+    /// End-user identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Key-value tags attached to the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<JsonObject>,
+    /// opengateway: ordered fallback models tried after `model` (`fallbacks` is a synonym).
+    /// Never sent upstream.
+    #[serde(default, alias = "fallbacks", skip_serializing_if = "Option::is_none")]
+    pub models: Option<Vec<String>>,
+    /// Every field not modelled above, passed through unchanged.
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// `stream_options` of a streaming request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamOptions {
+    /// Send a final chunk with the usage of the whole request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_usage: Option<bool>,
+    /// Fields not modelled above.
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// `stop`: one sequence or a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged, expecting = "a string or an array of strings")]
+pub enum StopSequences {
+    /// A single stop sequence.
+    One(String),
+    /// Several stop sequences.
+    Many(Vec<String>),
+}
+
+impl StopSequences {
+    /// The sequences as a list, whichever form was sent.
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            StopSequences::One(s) => vec![s.clone()],
+            StopSequences::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// One message of the conversation, tagged by `role`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum ChatMessage {
+    /// Instructions from the application (older models).
+    System(SystemMessage),
+    /// Instructions from the application (newer models; same meaning as `system`).
+    Developer(SystemMessage),
+    /// A message from the end user.
+    User(UserMessage),
+    /// A previous answer of the model, possibly with tool calls.
+    Assistant(AssistantMessage),
+    /// The result of a tool call.
+    Tool(ToolMessage),
+    /// Deprecated: the result of a function call.
+    Function(FunctionMessage),
+}
+
+impl ChatMessage {
+    /// The `role` string of this message.
+    pub fn role(&self) -> &'static str {
+        match self {
+            ChatMessage::System(_) => "system",
+            ChatMessage::Developer(_) => "developer",
+            ChatMessage::User(_) => "user",
+            ChatMessage::Assistant(_) => "assistant",
+            ChatMessage::Tool(_) => "tool",
+            ChatMessage::Function(_) => "function",
+        }
+    }
+
+    /// A user message with plain text.
+    pub fn user(text: impl Into<String>) -> Self {
+        ChatMessage::User(UserMessage {
+            content: MessageContent::Text(text.into()),
+            name: None,
+            extra: JsonObject::new(),
+        })
+    }
+
+    /// A system message with plain text.
+    pub fn system(text: impl Into<String>) -> Self {
+        ChatMessage::System(SystemMessage {
+            content: MessageContent::Text(text.into()),
+            name: None,
+            extra: JsonObject::new(),
+        })
+    }
+}
+
+/// A `system` or `developer` message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemMessage {
+    /// Text, or text parts.
+    pub content: MessageContent,
+    /// Optional participant name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Fields not modelled above.
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// A `user` message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserMessage {
+    /// Text, or parts (text, image, audio, file).
+    pub content: MessageContent,
+    /// Optional participant name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Fields not modelled above.
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// An `assistant` message sent back as conversation history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AssistantMessage {
+    /// Text or parts; may be `null` when the turn only has tool calls.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_nullable",
+        serialize_with = "ser_nullable"
+    )]
+    pub content: Nullable<MessageContent>,
+    /// A refusal by the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+    /// Optional participant name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Tool calls the model made in this turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCall>>,
+    /// Deprecated function call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_call: Option<FunctionCall>,
+    /// opengateway: reasoning text the model produced in this turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    /// Fields not modelled above (`audio`, provider-specific thinking signatures, ...).
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// A `tool` message: the result of one tool call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolMessage {
+    /// The result, as text or text parts.
+    pub content: MessageContent,
+    /// The id of the tool call this answers.
+    pub tool_call_id: String,
+    /// Fields not modelled above.
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// A deprecated `function` message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionMessage {
+    /// The function's result.
+    pub content: Option<String>,
+    /// The function's name.
+    pub name: String,
+    /// Fields not modelled above.
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// Message content: a plain string or a list of typed parts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum MessageContent {
+    /// Plain text.
+    Text(String),
+    /// Typed parts.
+    Parts(Vec<ContentPart>),
+}
+
+impl MessageContent {
+    /// All text of the content joined (text parts only).
+    pub fn text(&self) -> String {
+        match self {
+            MessageContent::Text(s) => s.clone(),
+            MessageContent::Parts(parts) => parts
+                .iter()
+                .filter_map(|p| match p {
+                    ContentPart::Text(t) => Some(t.text.as_str()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join(""),
+        }
+    }
+}
+
+// Written by hand so that a bad part reports its own error (e.g. an unknown part `type`)
+// instead of serde's "did not match any variant of untagged enum".
+impl<'de> Deserialize<'de> for MessageContent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ContentVisitor;
+        impl<'de> Visitor<'de> for ContentVisitor {
+            type Value = MessageContent;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or an array of content parts")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(MessageContent::Text(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(MessageContent::Text(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Vec::<ContentPart>::deserialize(SeqAccessDeserializer::new(seq))
+                    .map(MessageContent::Parts)
+            }
+        }
+        d.deserialize_any(ContentVisitor)
+    }
+}
+
+/// One typed part of message content, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ContentPart {
+    /// Text.
+    Text(TextPart),
+    /// An image by URL or `data:` URL.
+    ImageUrl(ImageUrlPart),
+    /// Base64 audio.
+    InputAudio(InputAudioPart),
+    /// A file by id or base64 data.
+    File(FilePart),
+    /// A refusal (assistant history only).
+    Refusal(RefusalPart),
+}
+
+/// `{"type": "text", "text": ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextPart {
+    /// The text.
+    pub text: String,
+    /// Fields not modelled above (e.g. `cache_control`).
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// `{"type": "image_url", "image_url": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageUrlPart {
+    /// The image reference.
+    pub image_url: ImageUrl,
+    /// Fields not modelled above.
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// The `image_url` object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageUrl {
+    /// `https://` or `data:<mime>;base64,` URL.
+    pub url: String,
+    /// `auto`, `low` or `high`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Fields not modelled above.
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// `{"type": "input_audio", "input_audio": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputAudioPart {
+    /// The audio data.
+    pub input_audio: InputAudio,
+    /// Fields not modelled above.
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// The `input_audio` object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputAudio {
+    /// Base64-encoded audio.
+    pub data: String,
+    /// `wav` or `mp3`.
+    pub format: String,
+    /// Fields not modelled above.
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// `{"type": "file", "file": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FilePart {
+    /// The file reference.
+    pub file: FileRef,
+    /// Fields not modelled above.
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// The `file` object: an uploaded file id or inline base64 data.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileRef {
+    /// Base64 file data (a `data:` URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_data: Option<String>,
+    /// Id of an uploaded file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
+    /// File name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// Fields not modelled above.
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// `{"type": "refusal", "refusal": ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefusalPart {
+    /// The refusal text.
+    pub refusal: String,
+    /// Fields not modelled above.
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// A tool the model may call, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Tool {
+    /// A function tool.
+    Function(FunctionTool),
+    /// A custom (free-form input) tool.
+    Custom(CustomTool),
+}
+
+/// `{"type": "function", "function": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionTool {
+    /// The function definition.
+    pub function: FunctionDefinition,
+    /// Fields not modelled above (e.g. `cache_control`).
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// A function's name, description and JSON Schema parameters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FunctionDefinition {
+    /// Function name (`a-z A-Z 0-9 _ -`, up to 64).
+    pub name: String,
+    /// What the function does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// JSON Schema of the arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
+    /// Whether the arguments must follow the schema exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+    /// Fields not modelled above.
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// `{"type": "custom", "custom": {...}}`, kept as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomTool {
+    /// The custom tool definition.
+    pub custom: Value,
+    /// Fields not modelled above.
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// `tool_choice`: a mode string or a specific tool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged, expecting = "\"none\", \"auto\", \"required\" or a tool choice object")]
+pub enum ToolChoice {
+    /// `none`, `auto` or `required`.
+    Mode(ToolChoiceMode),
+    /// `{"type": "function", "function": {"name": ...}}`.
+    Function(NamedToolChoice),
+    /// Any other object (`allowed_tools`, `custom`), passed through.
+    Other(JsonObject),
+}
+
+/// The string forms of `tool_choice`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoiceMode {
+    /// The model must not call a tool.
+    None,
+    /// The model decides.
+    Auto,
+    /// The model must call at least one tool.
+    Required,
+}
+
+/// `tool_choice` naming one function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamedToolChoice {
+    /// Always `function`.
+    #[serde(rename = "type")]
+    pub kind: FunctionKind,
+    /// The function to call.
+    pub function: FunctionName,
+}
+
+/// The literal `"function"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FunctionKind {
+    /// `function`.
+    #[default]
+    Function,
+}
+
+/// `{"name": ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionName {
+    /// The function name.
+    pub name: String,
+}
+
+/// `response_format`, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    /// Plain text.
+    Text,
+    /// Any valid JSON object.
+    JsonObject,
+    /// JSON that follows a schema.
+    JsonSchema {
+        /// The schema and its name.
+        json_schema: JsonSchemaFormat,
+    },
+}
+
+/// The `json_schema` object of `response_format`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JsonSchemaFormat {
+    /// Schema name.
+    pub name: String,
+    /// What the format is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The JSON Schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Value>,
+    /// Whether the output must follow the schema exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+    /// Fields not modelled above.
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// A tool call made by the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// Call id, echoed by the `tool` message that answers it.
+    pub id: String,
+    /// Always `function` for function calls.
+    #[serde(rename = "type", default)]
+    pub kind: FunctionKind,
+    /// The function and its JSON-encoded arguments.
+    pub function: FunctionCall,
+    /// Fields not modelled above.
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// A function name with JSON-encoded arguments.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FunctionCall {
+    /// The function name.
+    pub name: String,
+    /// The arguments as a JSON string.
+    pub arguments: String,
+}

@@ -1,0 +1,157 @@
+//! `CreateChatCompletionStreamResponse`: one chunk of a streamed answer.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::serde_helpers::{de_nullable, ser_nullable};
+use super::{FinishReason, JsonObject, Nullable, Usage};
+
+/// One streamed chunk.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatCompletionChunk {
+    /// Completion id, the same on every chunk.
+    pub id: String,
+    /// Always `chat.completion.chunk`.
+    #[serde(default = "chunk_object")]
+    pub object: String,
+    /// Unix time in seconds.
+    pub created: u64,
+    /// The model that answers.
+    pub model: String,
+    /// Choice deltas (empty on the final usage chunk).
+    pub choices: Vec<ChunkChoice>,
+    /// Usage: `null` on every chunk but the last when `include_usage` was asked.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_nullable",
+        serialize_with = "ser_nullable"
+    )]
+    pub usage: Nullable<Usage>,
+    /// Backend configuration fingerprint.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_nullable",
+        serialize_with = "ser_nullable"
+    )]
+    pub system_fingerprint: Nullable<String>,
+    /// The service tier that serves the request.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_nullable",
+        serialize_with = "ser_nullable"
+    )]
+    pub service_tier: Nullable<String>,
+    /// opengateway: the provider id that serves the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Fields not modelled above (`obfuscation`, ...).
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+fn chunk_object() -> String {
+    "chat.completion.chunk".to_owned()
+}
+
+impl ChatCompletionChunk {
+    /// The usage carried by this chunk, if any.
+    pub fn usage(&self) -> Option<&Usage> {
+        self.usage.as_ref().and_then(Option::as_ref)
+    }
+}
+
+/// One choice's delta in a chunk.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChunkChoice {
+    /// Position among the choices.
+    pub index: u32,
+    /// What this chunk adds.
+    #[serde(default)]
+    pub delta: Delta,
+    /// Set on the choice's last chunk (always written, `null` before).
+    #[serde(default)]
+    pub finish_reason: Option<FinishReason>,
+    /// Log probabilities of this chunk's tokens.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_nullable",
+        serialize_with = "ser_nullable"
+    )]
+    pub logprobs: Nullable<Value>,
+    /// Fields not modelled above.
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// The incremental part of a chunk's choice.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delta {
+    /// `assistant`, on the first chunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Text to append.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_nullable",
+        serialize_with = "ser_nullable"
+    )]
+    pub content: Nullable<String>,
+    /// opengateway: reasoning text to append.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    /// Refusal text to append.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_nullable",
+        serialize_with = "ser_nullable"
+    )]
+    pub refusal: Nullable<String>,
+    /// Tool-call fragments, addressed by `index`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_nullable",
+        serialize_with = "ser_nullable"
+    )]
+    pub tool_calls: Nullable<Vec<ToolCallDelta>>,
+    /// Fields not modelled above (`function_call`, ...).
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// A fragment of a tool call: the first carries `id`, `type` and the name, later ones add
+/// argument text.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ToolCallDelta {
+    /// Which tool call of the choice this fragment belongs to.
+    pub index: u32,
+    /// Call id (first fragment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `function` (first fragment).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Name and argument text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<FunctionCallDelta>,
+    /// Fields not modelled above.
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+/// A fragment of a function call.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FunctionCallDelta {
+    /// The function name (first fragment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Argument text to append.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<String>,
+}
