@@ -175,7 +175,10 @@ impl ServerConfig {
         self.listen.parse().map_err(|e| {
             ConfigError::invalid(
                 "server.listen",
-                format!("`{}` is not an address like 127.0.0.1:8080: {e}", self.listen),
+                format!(
+                    "`{}` is not an address like 127.0.0.1:8080: {e}",
+                    self.listen
+                ),
             )
         })
     }
@@ -224,7 +227,11 @@ impl Config {
         substitute_env(&mut value, &mut String::new())?;
         let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
-            let location = if path == "." { "(top level)".to_owned() } else { path };
+            let location = if path == "." {
+                "(top level)".to_owned()
+            } else {
+                path
+            };
             ConfigError::invalid(location, e.into_inner().to_string())
         })?;
         config.validate()?;
@@ -267,7 +274,10 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         for (i, alias) in self.models.iter().enumerate() {
             if alias.name.is_empty() {
-                return Err(ConfigError::invalid(format!("models[{i}].name"), "is empty"));
+                return Err(ConfigError::invalid(
+                    format!("models[{i}].name"),
+                    "is empty",
+                ));
             }
             if !seen.insert(alias.name.as_str()) {
                 return Err(ConfigError::invalid(
@@ -294,7 +304,10 @@ impl Config {
             }
         }
         if self.router.timeout_ms == 0 {
-            return Err(ConfigError::invalid("router.timeout_ms", "must be greater than 0"));
+            return Err(ConfigError::invalid(
+                "router.timeout_ms",
+                "must be greater than 0",
+            ));
         }
         if self.router.connect_timeout_ms == 0 {
             return Err(ConfigError::invalid(
@@ -354,7 +367,11 @@ fn substitute_env(value: &mut Value, path: &mut String) -> Result<(), ConfigErro
 }
 
 fn display_path(path: &str) -> String {
-    if path.is_empty() { "(top level)".to_owned() } else { path.to_owned() }
+    if path.is_empty() {
+        "(top level)".to_owned()
+    } else {
+        path.to_owned()
+    }
 }
 
 fn expand(s: &str) -> Result<String, String> {
@@ -375,11 +392,7 @@ fn expand(s: &str) -> Result<String, String> {
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("`${{{expr}}}` is not a valid variable reference"));
             }
             match std::env::var(name) {
@@ -418,7 +431,10 @@ server:   { listen: "127.0.0.1:8080", database: "sqlite://opengateway.db", auth:
         )
         .unwrap();
         assert_eq!(cfg.providers["openai"].api_key.as_deref(), Some(""));
-        assert_eq!(cfg.providers["anthropic"].api_key.as_deref(), Some("fallback"));
+        assert_eq!(
+            cfg.providers["anthropic"].api_key.as_deref(),
+            Some("fallback")
+        );
         assert_eq!(cfg.models[0].targets.len(), 2);
         assert_eq!(cfg.server.auth, AuthMode::None);
         assert_eq!(cfg.router.connect_timeout_ms, 10_000);
@@ -436,13 +452,21 @@ server:   { listen: "127.0.0.1:8080", database: "sqlite://opengateway.db", auth:
 
     #[test]
     fn bad_values_name_their_location() {
-        let err = Config::from_yaml("router: { retries: many }").unwrap_err().to_string();
+        let err = Config::from_yaml("router: { retries: many }")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("router.retries"), "{err}");
-        let err = Config::from_yaml("server: { listen: nowhere }").unwrap_err().to_string();
+        let err = Config::from_yaml("server: { listen: nowhere }")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("server.listen"), "{err}");
-        let err = Config::from_yaml("server: { auth: maybe }").unwrap_err().to_string();
+        let err = Config::from_yaml("server: { auth: maybe }")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("server.auth"), "{err}");
-        let err = Config::from_yaml("providers: { mine: { api_key: x } }").unwrap_err().to_string();
+        let err = Config::from_yaml("providers: { mine: { api_key: x } }")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("providers.mine.type"), "{err}");
         let err = Config::from_yaml("models: [{ name: a, targets: [gpt-4o] }]")
             .unwrap_err()

@@ -138,9 +138,15 @@ impl Gateway {
             let Some(kind) = p.kind.or_else(|| ProviderType::parse(id)) else {
                 continue;
             };
-            let headers: Vec<(String, String)> =
-                p.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            let timeout = p.timeout_ms.map(Duration::from_millis).unwrap_or(default_timeout);
+            let headers: Vec<(String, String)> = p
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let timeout = p
+                .timeout_ms
+                .map(Duration::from_millis)
+                .unwrap_or(default_timeout);
             let entry = build_entry(
                 id,
                 kind,
@@ -153,7 +159,9 @@ impl Gateway {
         }
         for kind in ProviderType::all() {
             let Some(var) = kind.key_env() else { continue };
-            let Ok(key) = std::env::var(var) else { continue };
+            let Ok(key) = std::env::var(var) else {
+                continue;
+            };
             if key.is_empty() || providers.contains_key(kind.name()) {
                 continue;
             }
@@ -226,7 +234,10 @@ impl Gateway {
     /// The ordered targets for `model` plus the request's fallback `models`.
     pub fn resolve(&self, request: &ChatCompletionRequest) -> Result<Vec<Target>> {
         if request.model.trim().is_empty() {
-            return Err(Error::invalid_param("model", "`model` is required and must not be empty"));
+            return Err(Error::invalid_param(
+                "model",
+                "`model` is required and must not be empty",
+            ));
         }
         let mut targets = self.resolve_one(&request.model, "model")?;
         for (i, m) in request.models.iter().flatten().enumerate() {
@@ -270,7 +281,12 @@ impl Gateway {
         if self.inner.providers.is_empty() {
             "none".to_owned()
         } else {
-            self.inner.providers.keys().cloned().collect::<Vec<_>>().join(", ")
+            self.inner
+                .providers
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     }
 
@@ -389,11 +405,10 @@ impl Gateway {
                         ));
                     }
                     Err(err) => {
-                        let status = (!matches!(
-                            err.kind(),
-                            ErrorKind::Connection | ErrorKind::Timeout
-                        ) || err.status() < 500)
-                            .then_some(err.status());
+                        let status =
+                            (!matches!(err.kind(), ErrorKind::Connection | ErrorKind::Timeout)
+                                || err.status() < 500)
+                                .then_some(err.status());
                         attempts.push(Attempt {
                             provider: target.provider.clone(),
                             model: target.model.clone(),
@@ -425,7 +440,10 @@ impl Gateway {
             }
         }
         let err = last_error.unwrap_or_else(|| {
-            Error::new(ErrorKind::ServiceUnavailable, "no target could serve the request")
+            Error::new(
+                ErrorKind::ServiceUnavailable,
+                "no target could serve the request",
+            )
         });
         Err(err.with_attempts(attempts))
     }
@@ -439,11 +457,15 @@ impl Gateway {
         let upstream = adapter.encode_chat(request, &target.model, false)?;
         let transport = &self.inner.transport;
         let deadline = Instant::now() + entry.timeout;
-        let response = transport.send(adapter.id(), upstream, entry.timeout).await?;
+        let response = transport
+            .send(adapter.id(), upstream, entry.timeout)
+            .await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let body = transport.read_body(adapter.id(), response, remaining).await?;
+        let body = transport
+            .read_body(adapter.id(), response, remaining)
+            .await?;
         if !(200..300).contains(&status) {
             return Err(adapter.decode_error(status, &headers, &body));
         }
@@ -460,12 +482,16 @@ impl Gateway {
         let upstream = adapter.encode_chat(request, &target.model, true)?;
         let transport = &self.inner.transport;
         let deadline = Instant::now() + entry.timeout;
-        let response = transport.send(adapter.id(), upstream, entry.timeout).await?;
+        let response = transport
+            .send(adapter.id(), upstream, entry.timeout)
+            .await?;
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
             let headers = response.headers().clone();
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let body = transport.read_body(adapter.id(), response, remaining).await?;
+            let body = transport
+                .read_body(adapter.id(), response, remaining)
+                .await?;
             return Err(adapter.decode_error(status, &headers, &body));
         }
         let mut stream = ChunkStream::new(
@@ -531,8 +557,11 @@ impl Gateway {
 
     /// Checks every provider: its configuration, then a live model-list request.
     pub async fn health(&self) -> HealthReport {
-        let mut probes: HashMap<String, (u64, Result<Vec<String>>)> =
-            self.probe_all(Duration::from_secs(5)).await.into_iter().collect();
+        let mut probes: HashMap<String, (u64, Result<Vec<String>>)> = self
+            .probe_all(Duration::from_secs(5))
+            .await
+            .into_iter()
+            .collect();
         let mut providers = Vec::new();
         for (id, entry) in &self.inner.providers {
             let (status, latency_ms, error) = match (&entry.problem, probes.remove(id)) {
@@ -762,7 +791,9 @@ pub struct ChatStream {
 
 impl std::fmt::Debug for ChatStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatStream").field("route", &self.route).finish_non_exhaustive()
+        f.debug_struct("ChatStream")
+            .field("route", &self.route)
+            .finish_non_exhaustive()
     }
 }
 

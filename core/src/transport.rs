@@ -31,7 +31,10 @@ impl Transport {
             .user_agent(concat!("opengateway/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| {
-                Error::new(ErrorKind::InternalServer, format!("cannot build the HTTP client: {e}"))
+                Error::new(
+                    ErrorKind::InternalServer,
+                    format!("cannot build the HTTP client: {e}"),
+                )
             })?;
         Ok(Transport { client })
     }
@@ -77,24 +80,33 @@ impl Transport {
 pub(crate) fn sse_events(provider: &str, response: reqwest::Response) -> SseStream {
     let provider = provider.to_owned();
     let url = response.url().to_string();
-    Box::pin(response.bytes_stream().eventsource().map(move |item| match item {
-        Ok(event) => Ok(SseEvent {
-            event: if event.event == "message" { String::new() } else { event.event },
-            data: event.data,
-        }),
-        Err(eventsource_stream::EventStreamError::Transport(e)) => {
-            let err = map_reqwest_error(&provider, &url, &e);
-            Err(Error::new(
-                err.kind(),
-                format!("the stream from provider `{provider}` broke: {}", err.message()),
+    Box::pin(response.bytes_stream().eventsource().map(move |item| {
+        match item {
+            Ok(event) => Ok(SseEvent {
+                event: if event.event == "message" {
+                    String::new()
+                } else {
+                    event.event
+                },
+                data: event.data,
+            }),
+            Err(eventsource_stream::EventStreamError::Transport(e)) => {
+                let err = map_reqwest_error(&provider, &url, &e);
+                Err(Error::new(
+                    err.kind(),
+                    format!(
+                        "the stream from provider `{provider}` broke: {}",
+                        err.message()
+                    ),
+                )
+                .with_provider(provider.as_str()))
+            }
+            Err(e) => Err(Error::new(
+                ErrorKind::Connection,
+                format!("provider `{provider}` sent an unreadable event stream: {e}"),
             )
-            .with_provider(provider.as_str()))
+            .with_provider(provider.as_str())),
         }
-        Err(e) => Err(Error::new(
-            ErrorKind::Connection,
-            format!("provider `{provider}` sent an unreadable event stream: {e}"),
-        )
-        .with_provider(provider.as_str())),
     }))
 }
 

@@ -18,7 +18,9 @@ fn json_eq(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
         }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }
@@ -73,7 +75,10 @@ fn objects_of<'a>(v: &'a Value, kind: &str, out: &mut Vec<&'a Value>) {
 fn openapi_chat_examples_round_trip() {
     let path = spec_path();
     let Ok(text) = std::fs::read_to_string(&path) else {
-        eprintln!("SKIP: {} not found (../shared/specs is beside the repository in CI)", path.display());
+        eprintln!(
+            "SKIP: {} not found (../shared/specs is beside the repository in CI)",
+            path.display()
+        );
         return;
     };
     let spec: Value = serde_saphyr::from_str(&text).expect("spec parses");
@@ -108,9 +113,18 @@ fn openapi_chat_examples_round_trip() {
         }
     }
     eprintln!("round-tripped {requests} requests, {responses} responses, {chunks} chunks");
-    assert!(requests >= 5, "expected the spec's request examples, found {requests}");
-    assert!(responses >= 5, "expected the spec's response examples, found {responses}");
-    assert!(chunks >= 3, "expected the spec's stream examples, found {chunks}");
+    assert!(
+        requests >= 5,
+        "expected the spec's request examples, found {requests}"
+    );
+    assert!(
+        responses >= 5,
+        "expected the spec's response examples, found {responses}"
+    );
+    assert!(
+        chunks >= 3,
+        "expected the spec's stream examples, found {chunks}"
+    );
 }
 
 #[test]
@@ -170,17 +184,35 @@ fn bad_requests_name_the_field() {
     let cases = [
         (serde_json::json!({"messages": []}), "model"),
         (serde_json::json!({"model": "m"}), "messages"),
-        (serde_json::json!({"model": "m", "messages": [{"role": "wizard", "content": "x"}]}), "messages[0]"),
-        (serde_json::json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "video", "x": 1}]}]}), "video"),
-        (serde_json::json!({"model": "m", "messages": [], "temperature": "hot"}), "temperature"),
-        (serde_json::json!({"model": "m", "messages": [], "tool_choice": "sometimes"}), "tool_choice"),
-        (serde_json::json!({"model": "m", "messages": [], "max_tokens": -1}), "max_tokens"),
+        (
+            serde_json::json!({"model": "m", "messages": [{"role": "wizard", "content": "x"}]}),
+            "messages[0]",
+        ),
+        (
+            serde_json::json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "video", "x": 1}]}]}),
+            "video",
+        ),
+        (
+            serde_json::json!({"model": "m", "messages": [], "temperature": "hot"}),
+            "temperature",
+        ),
+        (
+            serde_json::json!({"model": "m", "messages": [], "tool_choice": "sometimes"}),
+            "tool_choice",
+        ),
+        (
+            serde_json::json!({"model": "m", "messages": [], "max_tokens": -1}),
+            "max_tokens",
+        ),
     ];
     for (body, field) in cases {
         let text = body.to_string();
         let de = &mut serde_json::Deserializer::from_str(&text);
         let err = serde_path_to_error::deserialize::<_, ChatCompletionRequest>(de).unwrap_err();
         let described = format!("{} {}", err.path(), err.inner());
-        assert!(described.contains(field), "error for {text} should name {field}: {described}");
+        assert!(
+            described.contains(field),
+            "error for {text} should name {field}: {described}"
+        );
     }
 }

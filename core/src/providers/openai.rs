@@ -95,15 +95,24 @@ impl Provider for OpenAiProvider {
         let mut upstream = request.clone();
         upstream.model = model.to_owned();
         upstream.models = None;
-        upstream.stream = if stream { Some(true) } else { request.stream.filter(|s| *s) };
+        upstream.stream = if stream {
+            Some(true)
+        } else {
+            request.stream.filter(|s| *s)
+        };
         if stream && self.supports_stream_options() {
             // Always ask for usage so the request can be costed; the decoder drops the usage
             // chunk again when the client did not ask for it.
-            let options = upstream.stream_options.get_or_insert_with(StreamOptions::default);
+            let options = upstream
+                .stream_options
+                .get_or_insert_with(StreamOptions::default);
             options.include_usage = Some(true);
         }
         let body = serde_json::to_vec(&upstream).map_err(|e| {
-            Error::new(ErrorKind::BadRequest, format!("cannot encode the request: {e}"))
+            Error::new(
+                ErrorKind::BadRequest,
+                format!("cannot encode the request: {e}"),
+            )
         })?;
         Ok(self.request(http::Method::POST, "/chat/completions", body.into()))
     }
@@ -217,7 +226,10 @@ impl StreamDecoder for OpenAiStreamDecoder {
                 .unwrap_or(502);
             let mut err = Error::new(
                 ErrorKind::from_status(status),
-                format!("provider `{}` reported an error mid-stream: {message}", self.provider),
+                format!(
+                    "provider `{}` reported an error mid-stream: {message}",
+                    self.provider
+                ),
             )
             .with_provider(&self.provider);
             if let Some(serde_json::Value::String(code)) = code {
@@ -326,20 +338,30 @@ mod tests {
     #[test]
     fn stream_decoder_handles_done_usage_and_errors() {
         let p = provider();
-        let mut d = p.stream_decoder(StreamContext { include_usage: false });
-        let ev = |data: &str| SseEvent { event: String::new(), data: data.to_owned() };
+        let mut d = p.stream_decoder(StreamContext {
+            include_usage: false,
+        });
+        let ev = |data: &str| SseEvent {
+            event: String::new(),
+            data: data.to_owned(),
+        };
         let chunk = r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}],"usage":null}"#;
         let out = d.on_event(&ev(chunk)).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].usage, None, "usage: null is dropped when not asked");
         let usage = r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#;
         assert!(d.on_event(&ev(usage)).unwrap().is_empty());
-        assert!(d.finish().is_err(), "no [DONE] and no finish_reason: truncated");
+        assert!(
+            d.finish().is_err(),
+            "no [DONE] and no finish_reason: truncated"
+        );
         d.on_event(&ev("[DONE]")).unwrap();
         assert!(d.is_done());
         assert!(d.finish().is_ok());
 
-        let mut d = p.stream_decoder(StreamContext { include_usage: true });
+        let mut d = p.stream_decoder(StreamContext {
+            include_usage: true,
+        });
         assert_eq!(d.on_event(&ev(usage)).unwrap().len(), 1);
         let err = d
             .on_event(&ev(r#"{"error":{"message":"overloaded","code":503}}"#))

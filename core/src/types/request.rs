@@ -17,10 +17,18 @@ pub struct ChatCompletionRequest {
     /// The conversation so far.
     pub messages: Vec<ChatMessage>,
     /// Sampling temperature, 0 to 2.
-    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "ser_f64")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_f64"
+    )]
     pub temperature: Option<f64>,
     /// Nucleus sampling mass, 0 to 1.
-    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "ser_f64")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_f64"
+    )]
     pub top_p: Option<f64>,
     /// Number of choices to generate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,10 +49,18 @@ pub struct ChatCompletionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_completion_tokens: Option<u32>,
     /// Presence penalty, -2 to 2.
-    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "ser_f64")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_f64"
+    )]
     pub presence_penalty: Option<f64>,
     /// Frequency penalty, -2 to 2.
-    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "ser_f64")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_f64"
+    )]
     pub frequency_penalty: Option<f64>,
     /// Token id → bias.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -461,7 +477,10 @@ pub struct CustomTool {
 
 /// `tool_choice`: a mode string or a specific tool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged, expecting = "\"none\", \"auto\", \"required\" or a tool choice object")]
+#[serde(
+    untagged,
+    expecting = "\"none\", \"auto\", \"required\" or a tool choice object"
+)]
 pub enum ToolChoice {
     /// `none`, `auto` or `required`.
     Mode(ToolChoiceMode),

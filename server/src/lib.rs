@@ -1,0 +1,9 @@
+//! The opengateway server: a thin OpenAI-compatible HTTP layer over the core [`Gateway`].
+//!
+//! [`Gateway`]: opengateway::Gateway
+
+pub mod error;
+pub mod routes;
+pub mod store;
+
+pub use routes::app;

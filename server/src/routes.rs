@@ -1,0 +1,228 @@
+//! HTTP routes: OpenAI-compatible endpoints that hand every request to the core gateway.
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::{Stream, StreamExt};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use opengateway::types::ChatCompletionRequest;
+use opengateway::{ErrorKind, Gateway, Route};
+
+use crate::error::ApiError;
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The core gateway.
+    pub gateway: Gateway,
+}
+
+/// The server's router: OpenAI-compatible endpoints, a body limit and OpenAI-shaped 404/405s.
+pub fn app(gateway: Gateway) -> Router {
+    let max_body = gateway.config().server.max_body_bytes;
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/models", get(list_models))
+        .route("/health", get(health))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(AppState { gateway })
+}
+
+async fn not_found(uri: http::Uri) -> ApiError {
+    ApiError::new(
+        ErrorKind::NotFound,
+        format!("Unknown endpoint `{}`.", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: http::Method, uri: http::Uri) -> Response {
+    let mut response = ApiError::new(
+        ErrorKind::BadRequest,
+        format!("Method {method} is not allowed on `{}`.", uri.path()),
+    )
+    .into_response();
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
+/// Reads a JSON body: the content type must be JSON, the size within the limit, and any
+/// decoding error names the field at fault.
+fn parse_json<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    if !(mime.eq_ignore_ascii_case("application/json")
+        || mime.to_ascii_lowercase().ends_with("+json"))
+    {
+        let shown = if content_type.is_empty() {
+            "none"
+        } else {
+            content_type
+        };
+        return Err(ApiError::new(
+            ErrorKind::UnsupportedMediaType,
+            format!("Content-Type must be application/json (got {shown})."),
+        ));
+    }
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                ErrorKind::PayloadTooLarge,
+                "The request body is larger than the server's limit (server.max_body_bytes).",
+            )
+        } else {
+            ApiError::invalid(None, format!("Cannot read the request body: {rejection}"))
+        }
+    })?;
+    let de = &mut serde_json::Deserializer::from_slice(&body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::invalid(None, format!("The request body is not valid JSON: {inner}"));
+        }
+        let message = inner.to_string();
+        // serde reports a missing field at its parent; name the field itself.
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned);
+        let missing_field = missing.is_some();
+        let param = match (missing, path.as_str()) {
+            (Some(field), ".") => field,
+            (Some(field), parent) => format!("{parent}.{field}"),
+            (None, p) => p.to_owned(),
+        };
+        let message = if missing_field {
+            format!("Missing required parameter: `{param}`.")
+        } else if param == "." || param.is_empty() {
+            format!("Invalid request body: {message}")
+        } else {
+            format!("Invalid value for `{param}`: {message}")
+        };
+        ApiError::invalid((param != ".").then_some(param), message)
+    })
+}
+
+fn route_headers(route: &Route, headers: &mut HeaderMap) {
+    if let Ok(v) = HeaderValue::from_str(&route.provider) {
+        headers.insert("x-opengateway-provider", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&route.model) {
+        headers.insert("x-opengateway-model", v);
+    }
+    headers.insert(
+        "x-opengateway-attempts",
+        HeaderValue::from(route.attempts.len()),
+    );
+}
+
+async fn chat_completions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let request: ChatCompletionRequest = parse_json(&headers, body)?;
+    let model = request.model.clone();
+    if request.stream == Some(true) {
+        let stream = state.gateway.chat_stream(request).await.inspect_err(|e| {
+            log_failure(&model, e, started);
+        })?;
+        let route = stream.route().clone();
+        tracing::info!(
+            model = %model, provider = %route.provider, upstream_model = %route.model,
+            attempts = route.attempts.len(), first_chunk_ms = started.elapsed().as_millis() as u64,
+            "chat stream started"
+        );
+        let mut response = Sse::new(sse_events(stream, model, started))
+            .keep_alive(KeepAlive::default())
+            .into_response();
+        route_headers(&route, response.headers_mut());
+        return Ok(response);
+    }
+    let answer = state.gateway.chat(request).await.inspect_err(|e| {
+        log_failure(&model, e, started);
+    })?;
+    tracing::info!(
+        model = %model, provider = %answer.route.provider, upstream_model = %answer.route.model,
+        attempts = answer.route.attempts.len(), latency_ms = started.elapsed().as_millis() as u64,
+        "chat completed"
+    );
+    let mut response = axum::Json(&answer.response).into_response();
+    route_headers(&answer.route, response.headers_mut());
+    let cost = answer.usage.as_ref().and_then(|u| u.cost).unwrap_or(0.0);
+    if let Ok(v) = HeaderValue::from_str(&format!("{cost}")) {
+        response.headers_mut().insert("x-opengateway-cost", v);
+    }
+    Ok(response)
+}
+
+fn log_failure(model: &str, e: &opengateway::Error, started: Instant) {
+    tracing::warn!(
+        model = %model, status = e.status(), attempts = e.attempts().len(),
+        latency_ms = started.elapsed().as_millis() as u64, error = %e, "chat failed"
+    );
+}
+
+/// Chunks as SSE `data:` events, then `[DONE]`. An error after the stream started becomes one
+/// `data: {"error": ...}` event (what OpenAI's SDKs raise on) and ends the stream without
+/// `[DONE]`, so no client mistakes a broken answer for a complete one.
+fn sse_events(
+    stream: opengateway::ChatStream,
+    model: String,
+    started: Instant,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures_util::stream::unfold(Some(stream), move |state| {
+        let model = model.clone();
+        async move {
+            let mut stream = state?;
+            let event = match stream.next().await {
+                Some(Ok(chunk)) => match serde_json::to_string(&chunk) {
+                    Ok(json) => return Some((Ok(Event::default().data(json)), Some(stream))),
+                    Err(e) => opengateway::Error::new(
+                        ErrorKind::InternalServer,
+                        format!("cannot encode a stream chunk: {e}"),
+                    ),
+                },
+                Some(Err(e)) => e,
+                None => return Some((Ok(Event::default().data("[DONE]")), None)),
+            };
+            tracing::warn!(
+                model = %model, error = %event, after_ms = started.elapsed().as_millis() as u64,
+                "chat stream failed after it started"
+            );
+            let json = serde_json::to_string(&event.to_body()).unwrap_or_default();
+            Some((Ok(Event::default().data(json)), None))
+        }
+    })
+}
+
+async fn list_models(State(state): State<AppState>) -> Response {
+    let data = state.gateway.list_models().await;
+    axum::Json(serde_json::json!({ "object": "list", "data": data })).into_response()
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    let report = state.gateway.health().await;
+    let status = if report.is_healthy() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(report)).into_response()
+}
