@@ -1,6 +1,9 @@
 //! Every Chat Completions request and response example in OpenAI's OpenAPI spec
 //! (`../shared/specs/openai-openapi.yaml`) survives JSON → types → JSON unchanged.
 
+// Test helpers panic on purpose: a failed setup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 
 use opengateway::types::{ChatCompletion, ChatCompletionChunk, ChatCompletionRequest};

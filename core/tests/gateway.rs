@@ -1,0 +1,454 @@
+//! The gateway against the mock provider over real HTTP on 127.0.0.1: routing, fallback,
+//! streaming, error mapping and pass-through.
+
+// Test helpers panic on purpose: a failed setup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use futures_util::StreamExt;
+use opengateway::config::Config;
+use opengateway::types::{ChatCompletionChunk, ChatCompletionRequest, FinishReason};
+use opengateway::{ErrorKind, Gateway};
+use opengateway_mock::{MockConfig, MockServer};
+use serde_json::{Value, json};
+
+/// A port nothing listens on: bound, then released.
+fn dead_base_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    format!("http://127.0.0.1:{port}/v1")
+}
+
+fn gateway(yaml: &str) -> Gateway {
+    Gateway::from_config(Config::from_yaml(yaml).unwrap()).unwrap()
+}
+
+fn mock_gateway(mock: &MockServer, extra: &str) -> Gateway {
+    gateway(&format!(
+        "providers:\n  mock: {{ type: openai, api_base: \"{}\", api_key: k }}\n  dead: {{ type: openai, api_base: \"{}\", api_key: k }}\nrouter: {{ retries: 0, timeout_ms: 5000 }}\n{extra}",
+        mock.base_url(),
+        dead_base_url()
+    ))
+}
+
+fn request(body: Value) -> ChatCompletionRequest {
+    serde_json::from_value(body).unwrap()
+}
+
+fn hello(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "Hello"}]})
+}
+
+async fn collect(
+    stream: opengateway::ChatStream,
+) -> (Vec<ChatCompletionChunk>, Option<opengateway::Error>) {
+    let mut chunks = Vec::new();
+    let mut stream = Box::pin(stream);
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(c) => chunks.push(c),
+            Err(e) => return (chunks, Some(e)),
+        }
+    }
+    (chunks, None)
+}
+
+fn text_of(chunks: &[ChatCompletionChunk]) -> String {
+    chunks
+        .iter()
+        .flat_map(|c| &c.choices)
+        .filter_map(|c| c.delta.content.clone().flatten())
+        .collect()
+}
+
+#[tokio::test]
+async fn completion_carries_provider_cost_and_route() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = mock_gateway(&mock, "");
+    let answer = gw.chat(request(hello("mock/mock-gpt"))).await.unwrap();
+    let message = &answer.choices[0].message;
+    assert_eq!(
+        message.content.as_deref(),
+        Some("Hello from the mock provider! You said: Hello")
+    );
+    assert_eq!(answer.provider.as_deref(), Some("mock"));
+    assert_eq!(answer.choices[0].finish_reason, Some(FinishReason::Stop));
+    let usage = answer.usage.as_ref().unwrap();
+    assert_eq!(usage.cost, Some(0.0));
+    assert!(usage.prompt_tokens > 0 && usage.completion_tokens > 0);
+    assert_eq!(answer.route.provider, "mock");
+    assert_eq!(answer.route.model, "mock-gpt");
+    assert_eq!(answer.route.attempts.len(), 1);
+    assert_eq!(answer.route.attempts[0].status, Some(200));
+    let sent = mock.requests();
+    assert_eq!(sent.last().unwrap().body["model"], "mock-gpt");
+    assert_eq!(
+        sent.last().unwrap().header("authorization"),
+        Some("Bearer k")
+    );
+}
+
+#[tokio::test]
+async fn unknown_fields_reach_the_provider_unchanged_and_gateway_fields_do_not() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = mock_gateway(&mock, "");
+    let mut body = hello("mock/mock-gpt");
+    body["x_custom"] = json!({"a": [1, 2.5, null], "b": "ü"});
+    body["temperature"] = json!(1);
+    body["fallbacks"] = json!(["mock/other"]);
+    gw.chat(request(body)).await.unwrap();
+    let sent = mock.requests().last().unwrap().body.clone();
+    assert_eq!(sent["x_custom"], json!({"a": [1, 2.5, null], "b": "ü"}));
+    assert_eq!(sent["temperature"], json!(1));
+    assert!(sent.get("fallbacks").is_none() && sent.get("models").is_none());
+}
+
+#[tokio::test]
+async fn alias_falls_back_past_an_unreachable_provider() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = mock_gateway(
+        &mock,
+        "models:\n  - name: smart\n    targets: [dead/gpt-4o, mock/mock-gpt]\n",
+    );
+    let answer = gw.chat(request(hello("smart"))).await.unwrap();
+    assert_eq!(answer.route.provider, "mock");
+    let attempts = &answer.route.attempts;
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0].provider, "dead");
+    assert_eq!(
+        attempts[0].error_type.as_deref(),
+        Some("api_connection_error")
+    );
+    assert!(
+        attempts[0]
+            .error_message
+            .as_deref()
+            .unwrap()
+            .contains("cannot connect")
+    );
+    assert_eq!(attempts[1].error_type, None);
+}
+
+#[tokio::test]
+async fn request_level_models_are_tried_after_model() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = mock_gateway(&mock, "");
+    let mut body = hello("mock/first");
+    body["models"] = json!(["mock/second"]);
+    body["mock"] = json!({"fail_first": 1, "key": "req-level", "status": 503});
+    let answer = gw.chat(request(body)).await.unwrap();
+    assert_eq!(answer.route.model, "second");
+    assert_eq!(answer.route.attempts[0].status, Some(503));
+}
+
+#[tokio::test]
+async fn retries_a_retryable_error_on_the_same_target() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = gateway(&format!(
+        "providers:\n  mock: {{ type: openai, api_base: \"{}\", api_key: k }}\nrouter: {{ retries: 1 }}\n",
+        mock.base_url()
+    ));
+    let mut body = hello("mock/mock-gpt");
+    body["mock"] =
+        json!({"fail_first": 1, "key": "retry-same", "status": 429, "retry_after_ms": 10});
+    let answer = gw.chat(request(body)).await.unwrap();
+    let statuses: Vec<_> = answer.route.attempts.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, vec![Some(429), Some(200)]);
+}
+
+#[tokio::test]
+async fn client_errors_end_at_once_with_the_upstream_status_and_body() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = mock_gateway(
+        &mock,
+        "models:\n  - name: smart\n    targets: [mock/a, mock/b]\n",
+    );
+    let mut body = hello("smart");
+    body["mock"] = json!({"status": 400, "body": {"error": {"message": "bad thing", "type": "invalid_request_error", "param": "messages", "code": "bad"}}});
+    let err = gw.chat(request(body)).await.unwrap_err();
+    assert_eq!(err.status(), 400);
+    assert_eq!(err.kind(), ErrorKind::BadRequest);
+    assert_eq!(err.message(), "bad thing");
+    assert_eq!(err.param(), Some("messages"));
+    assert_eq!(err.code(), Some(&json!("bad")));
+    assert_eq!(
+        err.attempts().len(),
+        1,
+        "a bad request is not sent elsewhere"
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_keep_status_and_retry_after_when_all_targets_fail() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = mock_gateway(&mock, "");
+    let mut body = hello("mock/mock-gpt");
+    body["mock"] = json!({"status": 429, "retry_after": 7});
+    let err = gw.chat(request(body)).await.unwrap_err();
+    assert_eq!(err.status(), 429);
+    assert_eq!(err.kind(), ErrorKind::RateLimit);
+    assert_eq!(err.retry_after(), Some(std::time::Duration::from_secs(7)));
+    assert_eq!(err.provider(), Some("mock"));
+    let body = err.to_body();
+    assert_eq!(body.error.code, Some(json!("rate_limit_exceeded")));
+}
+
+#[tokio::test]
+async fn non_json_error_bodies_and_malformed_answers_are_clear() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = mock_gateway(&mock, "");
+    let mut body = hello("mock/mock-gpt");
+    body["mock"] = json!({"status": 502, "body": "<html>Bad Gateway</html>"});
+    let err = gw.chat(request(body)).await.unwrap_err();
+    assert_eq!(err.status(), 502);
+    assert!(
+        err.message().contains("<html>Bad Gateway</html>"),
+        "{}",
+        err.message()
+    );
+
+    let mut body = hello("mock/mock-gpt");
+    body["mock"] = json!({"malformed": true});
+    let err = gw.chat(request(body)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection);
+    assert_eq!(err.status(), 502);
+    assert!(
+        err.message().contains("not a valid chat completion"),
+        "{}",
+        err.message()
+    );
+}
+
+#[tokio::test]
+async fn slow_first_byte_times_out_as_504() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = gateway(&format!(
+        "providers:\n  mock: {{ type: openai, api_base: \"{}\", api_key: k, timeout_ms: 200 }}\nrouter: {{ retries: 0 }}\n",
+        mock.base_url()
+    ));
+    let mut body = hello("mock/mock-gpt");
+    body["mock"] = json!({"first_byte_delay_ms": 3000});
+    let started = std::time::Instant::now();
+    let err = gw.chat(request(body.clone())).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert_eq!(err.status(), 504);
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    body["stream"] = json!(true);
+    let err = gw.chat_stream(request(body)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+}
+
+#[tokio::test]
+async fn model_resolution_errors() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = mock_gateway(&mock, "");
+    for model in ["gpt-4o", "nosuch/gpt-4o", "mock/", "/x"] {
+        let err = gw.chat(request(hello(model))).await.unwrap_err();
+        assert_eq!(err.status(), 404, "{model}");
+        assert_eq!(err.code(), Some(&json!("model_not_found")));
+        assert_eq!(err.param(), Some("model"));
+    }
+    let err = gw.chat(request(hello(""))).await.unwrap_err();
+    assert_eq!((err.status(), err.param()), (400, Some("model")));
+    let err = gw
+        .chat(request(json!({"model": "mock/x", "messages": []})))
+        .await
+        .unwrap_err();
+    assert_eq!((err.status(), err.param()), (400, Some("messages")));
+    let mut body = hello("mock/x");
+    body["temperature"] = json!(3.5);
+    let err = gw.chat(request(body)).await.unwrap_err();
+    assert_eq!((err.status(), err.param()), (400, Some("temperature")));
+}
+
+#[tokio::test]
+async fn providers_without_an_adapter_or_key_are_refused_clearly() {
+    let gw = gateway(
+        "providers:\n  anthropic: { api_key: x }\n  openai: { api_key: \"${OGW_SURELY_UNSET_VAR}\" }\n",
+    );
+    let err = gw
+        .chat(request(hello("anthropic/claude")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 503);
+    assert!(err.message().contains("no adapter"), "{}", err.message());
+    let err = gw.chat(request(hello("openai/gpt-4o"))).await.unwrap_err();
+    assert!(
+        err.message().contains("OPENAI_API_KEY"),
+        "{}",
+        err.message()
+    );
+    let health = gw.health().await;
+    assert!(!health.is_healthy());
+    assert!(health.providers.iter().all(|p| p.status == "unusable"));
+}
+
+#[tokio::test]
+async fn stream_text_with_and_without_usage() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = mock_gateway(&mock, "");
+    let mut body = hello("mock/mock-gpt");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    body["mock"] = json!({"content": "one two three four"});
+    let stream = gw.chat_stream(request(body.clone())).await.unwrap();
+    assert_eq!(stream.route().provider, "mock");
+    let (chunks, err) = collect(stream).await;
+    assert!(err.is_none());
+    assert_eq!(text_of(&chunks), "one two three four");
+    assert_eq!(
+        chunks[0].choices[0].delta.role.as_deref(),
+        Some("assistant")
+    );
+    assert!(chunks.iter().all(|c| c.provider.as_deref() == Some("mock")));
+    let last = chunks.last().unwrap();
+    assert!(last.choices.is_empty());
+    assert_eq!(last.usage().unwrap().cost, Some(0.0));
+    let finishes: Vec<_> = chunks
+        .iter()
+        .flat_map(|c| &c.choices)
+        .filter_map(|c| c.finish_reason.clone())
+        .collect();
+    assert_eq!(finishes, vec![FinishReason::Stop]);
+    assert_eq!(
+        mock.requests().last().unwrap().body["stream_options"]["include_usage"],
+        json!(true)
+    );
+
+    body["stream_options"] = json!({"include_usage": false});
+    let (chunks, err) = collect(gw.chat_stream(request(body)).await.unwrap()).await;
+    assert!(err.is_none());
+    assert_eq!(text_of(&chunks), "one two three four");
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c.usage.is_none() && !c.choices.is_empty())
+    );
+}
+
+#[tokio::test]
+async fn stream_tool_call_arguments_arrive_as_deltas() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = mock_gateway(&mock, "");
+    let body = json!({
+        "model": "mock/mock-gpt", "stream": true,
+        "messages": [{"role": "user", "content": "weather in Paris?"}],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {
+            "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+    });
+    let (chunks, err) = collect(gw.chat_stream(request(body)).await.unwrap()).await;
+    assert!(err.is_none());
+    let deltas: Vec<_> = chunks
+        .iter()
+        .flat_map(|c| &c.choices)
+        .filter_map(|c| c.delta.tool_calls.clone().flatten())
+        .flatten()
+        .collect();
+    assert!(deltas.len() >= 3, "arguments come in several deltas");
+    assert_eq!(
+        deltas[0].function.as_ref().unwrap().name.as_deref(),
+        Some("get_weather")
+    );
+    assert!(deltas[0].id.is_some());
+    let args: String = deltas
+        .iter()
+        .filter_map(|d| d.function.as_ref()?.arguments.clone())
+        .collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(&args).unwrap(),
+        json!({"city": "mock"})
+    );
+    let finish = chunks
+        .iter()
+        .flat_map(|c| &c.choices)
+        .find_map(|c| c.finish_reason.clone());
+    assert_eq!(finish, Some(FinishReason::ToolCalls));
+}
+
+#[tokio::test]
+async fn stream_falls_back_before_the_first_chunk_only() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = mock_gateway(
+        &mock,
+        "models:\n  - name: smart\n    targets: [dead/x, mock/mock-gpt]\n",
+    );
+    let mut body = hello("smart");
+    body["stream"] = json!(true);
+    let stream = gw.chat_stream(request(body)).await.unwrap();
+    assert_eq!(stream.route().attempts.len(), 2);
+    let (chunks, err) = collect(stream).await;
+    assert!(err.is_none() && !chunks.is_empty());
+}
+
+#[tokio::test]
+async fn broken_streams_end_with_an_error_never_silently() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = mock_gateway(&mock, "");
+    let cases = [
+        (
+            json!({"stream_error": {"message": "boom", "type": "server_error"}}),
+            "boom",
+        ),
+        (
+            json!({"truncate": true}),
+            "ended before the answer was complete",
+        ),
+        (json!({"drop_after": 3}), "broke"),
+        (json!({"malformed": true}), "not JSON"),
+    ];
+    for (knobs, expected) in cases {
+        let mut body = hello("mock/mock-gpt");
+        body["stream"] = json!(true);
+        body["mock"] = knobs.clone();
+        let (chunks, err) = collect(gw.chat_stream(request(body)).await.unwrap()).await;
+        let err = err.unwrap_or_else(|| panic!("{knobs}: the stream ended without an error"));
+        assert!(
+            !chunks.is_empty(),
+            "{knobs}: content before the failure is delivered"
+        );
+        assert!(
+            err.message().contains(expected),
+            "{knobs}: {}",
+            err.message()
+        );
+        assert_eq!(err.provider(), Some("mock"));
+    }
+}
+
+#[tokio::test]
+async fn list_models_and_health_ask_the_providers() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = mock_gateway(
+        &mock,
+        "models:\n  - name: smart\n    targets: [mock/mock-gpt]\n",
+    );
+    let ids: Vec<String> = gw.list_models().await.into_iter().map(|m| m.id).collect();
+    assert!(ids.contains(&"smart".to_owned()));
+    assert!(ids.contains(&"mock/mock-gpt".to_owned()));
+    let health = gw.health().await;
+    assert!(health.is_healthy());
+    let by_id = |id: &str| {
+        health
+            .providers
+            .iter()
+            .find(|p| p.id == id)
+            .unwrap()
+            .status
+            .clone()
+    };
+    assert_eq!(by_id("mock"), "ok");
+    assert_eq!(by_id("dead"), "error");
+}
+
+#[test]
+fn alias_targets_must_name_configured_providers() {
+    let err = Gateway::from_config(
+        Config::from_yaml("models:\n  - name: a\n    targets: [nosuch/x]\n").unwrap(),
+    )
+    .unwrap_err();
+    assert!(
+        err.message().contains("models[0].targets[0]"),
+        "{}",
+        err.message()
+    );
+}
