@@ -232,6 +232,12 @@ impl Error {
         self
     }
 
+    /// Sets OpenAI's `error.type` as the provider reported it.
+    pub fn with_type(mut self, error_type: impl Into<String>) -> Self {
+        self.inner.error_type = Some(error_type.into());
+        self
+    }
+
     /// Sets the provider the error came from.
     pub fn with_provider(mut self, provider: impl Into<String>) -> Self {
         self.inner.provider = Some(provider.into());

@@ -81,7 +81,7 @@ pub struct ProviderHealth {
 /// The gateway's health: one entry per provider.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HealthReport {
-    /// `ok` when at least one provider answers, else `unavailable`.
+    /// `ok` when every provider answers, `degraded` when some do, else `unavailable`.
     pub status: String,
     /// Per-provider checks.
     pub providers: Vec<ProviderHealth>,
@@ -90,7 +90,7 @@ pub struct HealthReport {
 impl HealthReport {
     /// Whether anything can serve requests.
     pub fn is_healthy(&self) -> bool {
-        self.status == "ok"
+        self.status != "unavailable"
     }
 }
 
@@ -580,9 +580,14 @@ impl Gateway {
                 error,
             });
         }
-        let healthy = providers.iter().any(|p| p.status == "ok");
+        let ok = providers.iter().filter(|p| p.status == "ok").count();
+        let status = match ok {
+            0 => "unavailable",
+            n if n == providers.len() => "ok",
+            _ => "degraded",
+        };
         HealthReport {
-            status: if healthy { "ok" } else { "unavailable" }.to_owned(),
+            status: status.to_owned(),
             providers,
         }
     }

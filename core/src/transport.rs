@@ -144,9 +144,10 @@ fn map_reqwest_error(provider: &str, url: &str, e: &reqwest::Error) -> Error {
     Error::new(kind, message).with_provider(provider)
 }
 
-/// reqwest's message plus its sources ("connection refused" sits a few levels down).
+/// The causes of a reqwest error ("connection refused" sits a few levels down); reqwest's own
+/// top-level message only repeats the URL, which the caller already names.
 fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
+    let mut parts: Vec<String> = Vec::new();
     let mut source = e.source();
     while let Some(s) = source {
         let text = s.to_string();
@@ -154,6 +155,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
             parts.push(text);
         }
         source = s.source();
+    }
+    if parts.is_empty() {
+        parts.push(e.to_string());
     }
     parts.join(": ")
 }

@@ -427,6 +427,7 @@ async fn list_models_and_health_ask_the_providers() {
     assert!(ids.contains(&"mock/mock-gpt".to_owned()));
     let health = gw.health().await;
     assert!(health.is_healthy());
+    assert_eq!(health.status, "degraded", "one of two providers is down");
     let by_id = |id: &str| {
         health
             .providers

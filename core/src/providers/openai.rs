@@ -214,9 +214,9 @@ impl StreamDecoder for OpenAiStreamDecoder {
         })?;
         if event.event == "error" || value.get("error").is_some_and(|e| !e.is_null()) {
             let obj = error_object_from_value(&value);
-            let (message, code) = match obj {
-                Some(o) => (o.message, o.code),
-                None => (truncate(data, 500), None),
+            let (message, code, error_type) = match obj {
+                Some(o) => (o.message, o.code, o.kind),
+                None => (truncate(data, 500), None, None),
             };
             let status = code
                 .as_ref()
@@ -234,6 +234,9 @@ impl StreamDecoder for OpenAiStreamDecoder {
             .with_provider(&self.provider);
             if let Some(serde_json::Value::String(code)) = code {
                 err = err.with_code(code);
+            }
+            if let Some(error_type) = error_type {
+                err = err.with_type(error_type);
             }
             return Err(err);
         }

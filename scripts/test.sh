@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The one command that runs every test: Rust checks and unit/integration tests, then the
+# end-to-end suites that drive the real gateway binary through the official OpenAI SDKs
+# (Python in tests/python, Node in tests/node). Run it from anywhere.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
+
+STARTED=$SECONDS
+STEP_STARTED=$SECONDS
+CURRENT_STEP=""
+
+step() {
+    if [[ -n "$CURRENT_STEP" ]]; then
+        printf '     (%s: %ds)\n' "$CURRENT_STEP" $((SECONDS - STEP_STARTED))
+    fi
+    CURRENT_STEP="$*"
+    STEP_STARTED=$SECONDS
+    printf '\n==== %s ====\n' "$*"
+}
+
+on_exit() {
+    local rc=$?
+    if [[ $rc -ne 0 ]]; then
+        printf '\n==== FAILED (exit %d) during: %s ====\n' "$rc" "${CURRENT_STEP:-setup}" >&2
+    fi
+}
+trap on_exit EXIT
+
+# ---------------------------------------------------------------------------------- Rust
+step "cargo fmt --all --check"
+cargo fmt --all --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test --workspace"
+cargo test --workspace
+
+step "Rust examples (served by the bundled mock provider)"
+for example in chat stream fallback; do
+    cargo run -q -p opengateway-examples --example "$example"
+done
+
+step "cargo build --bins (the binaries the e2e suites run)"
+cargo build --bins
+export OGW_BIN_DIR="$ROOT/target/debug"
+
+# -------------------------------------------------------------------------------- Python
+VENV="$ROOT/target/test-venv"
+REQUIREMENTS="tests/python/requirements.txt"
+STAMP="$VENV/.requirements.sha256"
+
+step "Python: venv at target/test-venv"
+if [[ ! -x "$VENV/bin/python" ]]; then
+    python3 -m venv "$VENV"
+fi
+wanted="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
+if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$wanted" ]]; then
+    echo "installing $REQUIREMENTS"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQUIREMENTS"
+    echo "$wanted" >"$STAMP"
+else
+    echo "requirements unchanged, skipping pip install"
+fi
+
+step "Python: pytest tests/python (openai SDK against the gateway)"
+"$VENV/bin/python" -m pytest tests/python -q -p no:cacheprovider
+
+# ---------------------------------------------------------------------------------- Node
+step "Node: npm ci in tests/node"
+if [[ ! -d tests/node/node_modules || tests/node/package-lock.json -nt tests/node/node_modules ]]; then
+    (cd tests/node && npm ci --no-audit --no-fund)
+    touch tests/node/node_modules
+else
+    echo "node_modules newer than package-lock.json, skipping npm ci"
+fi
+
+step "Node: npm test in tests/node (openai npm package against the gateway)"
+(cd tests/node && npm test)
+
+step "done"
+printf 'all tests passed in %ds\n' $((SECONDS - STARTED))
+CURRENT_STEP=""
