@@ -27,6 +27,9 @@
 //! # Ok(()) }
 //! ```
 
+/// The version of this crate, shared by the server and the bindings.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 pub mod config;
 pub mod error;
 mod gateway;

@@ -36,6 +36,8 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 /// Largest request body the mock accepts; far above anything a test sends.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// How many requests the log keeps; older ones are dropped first.
+const MAX_RECORDED: usize = 1000;
 /// How long [`MockServer::shutdown`] lets in-flight responses finish before cutting them off.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Model ids listed by `GET /v1/models`.
@@ -124,7 +126,13 @@ impl MockState {
     }
 
     fn record(&self, request: RecordedRequest) {
-        lock(&self.inner.requests).push(request);
+        let mut requests = lock(&self.inner.requests);
+        if requests.len() >= MAX_RECORDED {
+            // A long-running mock (demo mode, load tests) keeps only the recent past.
+            let excess = requests.len() + 1 - MAX_RECORDED;
+            requests.drain(..excess);
+        }
+        requests.push(request);
     }
 
     fn next_completion(&self) -> u64 {
