@@ -38,14 +38,14 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test --workspace"
 cargo test --workspace
 
+step "cargo build --workspace --bins --examples (what the steps below run)"
+cargo build --workspace --bins --examples
+export OGW_BIN_DIR="$ROOT/target/debug"
+
 step "Rust examples (served by the bundled mock provider)"
 for example in chat stream fallback; do
-    cargo run -q -p opengateway-examples --example "$example"
+    "$OGW_BIN_DIR/examples/$example"
 done
-
-step "cargo build --bins (the binaries the e2e suites run)"
-cargo build --bins
-export OGW_BIN_DIR="$ROOT/target/debug"
 
 # -------------------------------------------------------------------------------- Python
 VENV="$ROOT/target/test-venv"

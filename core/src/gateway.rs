@@ -694,7 +694,8 @@ fn backoff(tries: u32, retry_after: Option<Duration>) -> Duration {
         return wait.min(Duration::from_secs(30));
     }
     let base = 0.5 * 2f64.powi(tries.min(4) as i32);
-    let jitter = 0.75 + 0.5 * (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
+    // Jitter spreads the retries of many clients that failed together.
+    let jitter = 0.75 + 0.5 * fastrand::f64();
     Duration::from_secs_f64((base * jitter).min(8.0))
 }
 

@@ -165,8 +165,10 @@ async fn chat_completions(
     );
     let mut response = axum::Json(&answer.response).into_response();
     route_headers(&answer.route, response.headers_mut());
-    let cost = answer.usage.as_ref().and_then(|u| u.cost).unwrap_or(0.0);
-    if let Ok(v) = HeaderValue::from_str(&format!("{cost}")) {
+    // Without usage from the provider there is no cost to state.
+    if let Some(cost) = answer.usage.as_ref().and_then(|u| u.cost)
+        && let Ok(v) = HeaderValue::from_str(&cost.to_string())
+    {
         response.headers_mut().insert("x-opengateway-cost", v);
     }
     Ok(response)

@@ -57,6 +57,7 @@ fn chat_completion_object() -> String {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Choice {
     /// Position among the choices.
+    #[serde(default)]
     pub index: u32,
     /// The generated message.
     pub message: ResponseMessage,

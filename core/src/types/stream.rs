@@ -67,6 +67,7 @@ impl ChatCompletionChunk {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChunkChoice {
     /// Position among the choices.
+    #[serde(default)]
     pub index: u32,
     /// What this chunk adds.
     #[serde(default)]
