@@ -485,7 +485,6 @@ server:   { listen: "127.0.0.1:8080", database: "sqlite://opengateway.db", auth:
         assert_eq!(expand("x${OGW_TEST_UNSET_KEY}y").unwrap(), "xy");
         assert!(expand("${OPEN").is_err());
         assert!(expand("${A B}").is_err());
-        // SAFETY-free: tests in this module only read this variable.
         let path = std::env::var("PATH").unwrap_or_default();
         assert_eq!(expand("${PATH}").unwrap(), path);
     }
