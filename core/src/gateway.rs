@@ -15,7 +15,10 @@ use crate::error::{Attempt, Error, ErrorKind, Result};
 use crate::providers::openai::OpenAiProvider;
 use crate::providers::{Provider, ProviderType, StreamContext, StreamDecoder};
 use crate::transport::{SseStream, Transport, sse_events};
-use crate::types::{ChatCompletion, ChatCompletionChunk, ChatCompletionRequest};
+use crate::types::{
+    ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, ContentPart,
+    MessageContent,
+};
 
 /// Where a request was served and every attempt made on the way.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -454,6 +457,13 @@ impl Gateway {
         target: &Target,
     ) -> Result<ChatCompletion> {
         let (entry, adapter) = self.adapter(target)?;
+        let inlined;
+        let request = if adapter.needs_image_bytes() {
+            inlined = self.inline_images(request).await?;
+            &inlined
+        } else {
+            request
+        };
         let upstream = adapter.encode_chat(request, &target.model, false)?;
         let transport = &self.inner.transport;
         let deadline = Instant::now() + entry.timeout;
@@ -479,6 +489,13 @@ impl Gateway {
         context: StreamContext,
     ) -> Result<ChunkStream> {
         let (entry, adapter) = self.adapter(target)?;
+        let inlined;
+        let request = if adapter.needs_image_bytes() {
+            inlined = self.inline_images(request).await?;
+            &inlined
+        } else {
+            request
+        };
         let upstream = adapter.encode_chat(request, &target.model, true)?;
         let transport = &self.inner.transport;
         let deadline = Instant::now() + entry.timeout;
@@ -523,6 +540,34 @@ impl Gateway {
             )
             .with_provider(adapter.id())),
         }
+    }
+
+    /// Replaces every `http(s)` image URL of the request by a `data:` URL with the image's
+    /// bytes, for providers that cannot fetch images themselves.
+    async fn inline_images(
+        &self,
+        request: &ChatCompletionRequest,
+    ) -> Result<ChatCompletionRequest> {
+        let mut request = request.clone();
+        for (i, message) in request.messages.iter_mut().enumerate() {
+            let ChatMessage::User(user) = message else {
+                continue;
+            };
+            let MessageContent::Parts(parts) = &mut user.content else {
+                continue;
+            };
+            for (j, part) in parts.iter_mut().enumerate() {
+                let ContentPart::ImageUrl(image) = part else {
+                    continue;
+                };
+                let url = &image.image_url.url;
+                if url.starts_with("http://") || url.starts_with("https://") {
+                    let param = format!("messages[{i}].content[{j}].image_url.url");
+                    image.image_url.url = self.inner.transport.fetch_image(url, &param).await?;
+                }
+            }
+        }
+        Ok(request)
     }
 
     /// Models the gateway can serve: every alias, then each usable provider's own list

@@ -76,6 +76,65 @@ impl Transport {
     }
 }
 
+/// Largest image the gateway fetches on a provider's behalf.
+pub(crate) const MAX_IMAGE_BYTES: usize = 20 * 1024 * 1024;
+
+impl Transport {
+    /// Downloads an image for a provider that only accepts bytes, and returns it as a `data:`
+    /// URL. Fails with a 400 naming `param` when the URL cannot be fetched, is not an image, or
+    /// is larger than [`MAX_IMAGE_BYTES`].
+    pub(crate) async fn fetch_image(&self, url: &str, param: &str) -> Result<String> {
+        use base64::Engine;
+        let bad = |why: String| {
+            Error::invalid_param(param, format!("cannot use the image at {url}: {why}"))
+        };
+        let response = tokio::time::timeout(Duration::from_secs(30), self.client.get(url).send())
+            .await
+            .map_err(|_| bad("it did not download within 30 s".to_owned()))?
+            .map_err(|e| bad(error_chain(&e)))?;
+        if !response.status().is_success() {
+            return Err(bad(format!("HTTP {}", response.status().as_u16())));
+        }
+        let mime = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        if !mime.starts_with("image/") {
+            let shown = if mime.is_empty() {
+                "none"
+            } else {
+                mime.as_str()
+            };
+            return Err(bad(format!("its content type is {shown}, not image/*")));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_IMAGE_BYTES as u64)
+        {
+            return Err(bad(format!("it is larger than {MAX_IMAGE_BYTES} bytes")));
+        }
+        let mut body = Vec::new();
+        let mut chunks = response.bytes_stream();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| bad(error_chain(&e)))?;
+            if body.len() + chunk.len() > MAX_IMAGE_BYTES {
+                return Err(bad(format!("it is larger than {MAX_IMAGE_BYTES} bytes")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let data = base64::engine::general_purpose::STANDARD.encode(&body);
+        Ok(format!("data:{mime};base64,{data}"))
+    }
+}
+
 /// Decodes a streamed body as server-sent events.
 pub(crate) fn sse_events(provider: &str, response: reqwest::Response) -> SseStream {
     let provider = provider.to_owned();

@@ -174,6 +174,12 @@ pub trait Provider: Send + Sync + fmt::Debug {
         stream: bool,
     ) -> Result<UpstreamRequest>;
 
+    /// Whether image URLs must be fetched and sent as bytes (the provider cannot fetch them);
+    /// the gateway then replaces `http(s)` image URLs by `data:` URLs before encoding.
+    fn needs_image_bytes(&self) -> bool {
+        false
+    }
+
     /// Reads a successful non-streamed answer.
     fn decode_chat(&self, body: &[u8]) -> Result<ChatCompletion>;
 

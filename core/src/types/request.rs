@@ -237,7 +237,11 @@ pub struct AssistantMessage {
     /// opengateway: reasoning text the model produced in this turn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
-    /// Fields not modelled above (`audio`, provider-specific thinking signatures, ...).
+    /// opengateway: the turn's reasoning blocks exactly as the provider returned them, sent back
+    /// so providers that verify them (Anthropic signatures) accept the conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_blocks: Option<Vec<ThinkingBlock>>,
+    /// Fields not modelled above (`audio`, ...).
     #[serde(flatten)]
     pub extra: JsonObject,
 }
@@ -584,4 +588,23 @@ pub struct FunctionCall {
     pub name: String,
     /// The arguments as a JSON string.
     pub arguments: String,
+}
+
+/// A reasoning block kept verbatim across turns (opengateway extension, LiteLLM-compatible).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ThinkingBlock {
+    /// Readable reasoning with the provider's signature over it.
+    Thinking {
+        /// The reasoning text.
+        thinking: String,
+        /// The provider's signature, required when the block is sent back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
+    },
+    /// Reasoning the provider encrypted; only sent back, never shown.
+    RedactedThinking {
+        /// The opaque encrypted data.
+        data: String,
+    },
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use super::serde_helpers::{de_nullable, ser_nullable};
-use super::{JsonObject, Nullable, ToolCall, Usage};
+use super::{JsonObject, Nullable, ThinkingBlock, ToolCall, Usage};
 
 /// A complete chat completion.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -92,6 +92,9 @@ pub struct ResponseMessage {
     /// opengateway: the model's reasoning or thinking text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
+    /// opengateway: reasoning blocks with their signatures, to send back in the next turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_blocks: Option<Vec<ThinkingBlock>>,
     /// Tool calls the model made.
     #[serde(
         default,
@@ -112,6 +115,7 @@ impl Default for ResponseMessage {
             content: None,
             refusal: None,
             reasoning_content: None,
+            thinking_blocks: None,
             tool_calls: None,
             extra: JsonObject::new(),
         }

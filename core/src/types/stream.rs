@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::serde_helpers::{de_nullable, ser_nullable};
-use super::{FinishReason, JsonObject, Nullable, Usage};
+use super::{FinishReason, JsonObject, Nullable, ThinkingBlock, Usage};
 
 /// One streamed chunk.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -105,6 +105,10 @@ pub struct Delta {
     /// opengateway: reasoning text to append.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
+    /// opengateway: whole reasoning blocks (with signatures), each sent once, when it ends;
+    /// a client appends them to rebuild the message's `thinking_blocks`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_blocks: Option<Vec<ThinkingBlock>>,
     /// Refusal text to append.
     #[serde(
         default,
