@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::{Attempt, Error, ErrorKind, Result};
+use crate::providers::gemini::GeminiProvider;
 use crate::providers::openai::OpenAiProvider;
 use crate::providers::{Provider, ProviderType, StreamContext, StreamDecoder};
 use crate::transport::{SseStream, Transport, sse_events};
@@ -680,7 +681,11 @@ fn build_entry(
             None => "api_key is empty".to_owned(),
         });
     }
-    let adapter: Option<Arc<dyn Provider>> = if !kind.is_openai_compatible() {
+    let adapter: Option<Arc<dyn Provider>> = if kind == ProviderType::Gemini {
+        // The type always has a default base, so `base` is only `None` for a broken table.
+        let base = base.unwrap_or_default();
+        Some(Arc::new(GeminiProvider::new(id, base, key, headers)?))
+    } else if !kind.is_openai_compatible() {
         problem.get_or_insert_with(|| {
             format!("provider type `{kind}` has no adapter in this version of opengateway yet")
         });

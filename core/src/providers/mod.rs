@@ -2,6 +2,7 @@
 //! OpenAI shape and the provider's wire format. Adapters do no I/O; the gateway sends what they
 //! build and hands them what comes back.
 
+pub mod gemini;
 pub mod openai;
 
 use std::fmt;
