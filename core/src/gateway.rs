@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::error::{Attempt, Error, ErrorKind, Result};
 use crate::providers::anthropic::AnthropicProvider;
+use crate::providers::gemini::GeminiProvider;
 use crate::providers::openai::OpenAiProvider;
 use crate::providers::{Provider, ProviderType, StreamContext, StreamDecoder};
 use crate::transport::{SseStream, Transport, sse_events};
@@ -681,20 +682,24 @@ fn build_entry(
             None => "api_key is empty".to_owned(),
         });
     }
-    let adapter: Option<Arc<dyn Provider>> = if kind == ProviderType::Anthropic
-        && let Some(base) = base
-    {
-        Some(Arc::new(AnthropicProvider::new(id, base, key, headers)?))
-    } else if !kind.is_openai_compatible() {
-        problem.get_or_insert_with(|| {
-            format!("provider type `{kind}` has no adapter in this version of opengateway yet")
-        });
-        None
-    } else if let Some(base) = base {
-        Some(Arc::new(OpenAiProvider::new(id, kind, base, key, headers)?))
-    } else {
-        problem.get_or_insert_with(|| format!("api_base is required for type `{kind}`"));
-        None
+    let has_adapter = kind.is_openai_compatible()
+        || matches!(kind, ProviderType::Anthropic | ProviderType::Gemini);
+    let adapter: Option<Arc<dyn Provider>> = match base {
+        _ if !has_adapter => {
+            problem.get_or_insert_with(|| {
+                format!("provider type `{kind}` has no adapter in this version of opengateway yet")
+            });
+            None
+        }
+        None => {
+            problem.get_or_insert_with(|| format!("api_base is required for type `{kind}`"));
+            None
+        }
+        Some(base) => Some(match kind {
+            ProviderType::Anthropic => Arc::new(AnthropicProvider::new(id, base, key, headers)?),
+            ProviderType::Gemini => Arc::new(GeminiProvider::new(id, base, key, headers)?),
+            _ => Arc::new(OpenAiProvider::new(id, kind, base, key, headers)?),
+        }),
     };
     Ok(ProviderEntry {
         kind,

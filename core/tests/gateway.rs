@@ -264,10 +264,10 @@ async fn model_resolution_errors() {
 #[tokio::test]
 async fn providers_without_an_adapter_or_key_are_refused_clearly() {
     let gw = gateway(
-        "providers:\n  gemini: { api_key: x }\n  openai: { api_key: \"${OGW_SURELY_UNSET_VAR}\" }\n",
+        "providers:\n  cohere: { api_key: x }\n  openai: { api_key: \"${OGW_SURELY_UNSET_VAR}\" }\n",
     );
     let err = gw
-        .chat(request(hello("gemini/gemini-2.5-flash")))
+        .chat(request(hello("cohere/command-a-03-2025")))
         .await
         .unwrap_err();
     assert_eq!(err.status(), 503);

@@ -3,6 +3,7 @@
 //! build and hands them what comes back.
 
 pub mod anthropic;
+pub mod gemini;
 pub mod openai;
 
 use std::fmt;
