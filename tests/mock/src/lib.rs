@@ -1,19 +1,31 @@
-//! A mock LLM provider speaking the OpenAI Chat Completions wire format over real HTTP.
+//! A mock LLM provider speaking the OpenAI Chat Completions, Anthropic Messages and Google
+//! Gemini wire formats over real HTTP.
 //!
 //! Used in-process by Rust tests and the gateway's demo mode ([`MockServer`]), and out of process
-//! through the `opengateway-mock` binary. Answers are deterministic (only ids vary) and each
-//! request can steer its answer with a top-level `"mock": {...}` object in the body, which the
-//! gateway forwards untouched; see the crate README for the knobs.
+//! through the `opengateway-mock` binary. Answers are deterministic (only ids vary). A request
+//! steers its answer with `~` directives after the model id (`mock-claude~status=429`), on every
+//! endpoint, and on the OpenAI endpoint also with a top-level `"mock": {...}` body object, which
+//! the gateway forwards untouched. A model id `fixture--<provider>--<case>` replays a recorded
+//! provider response from [`MockConfig::fixtures_dir`]. See the crate README for the knobs.
 //!
-//! Endpoints: `POST /v1/chat/completions` (and `/chat/completions`), `GET /v1/models`,
-//! `GET /mock/requests` (the request log as JSON) and `DELETE /mock/requests` (clears it).
+//! Endpoints: `POST /v1/chat/completions` (and `/chat/completions`), `POST /v1/messages` (and
+//! `/messages`), `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`,
+//! `GET /v1/models`, `GET /mock/requests` (the request log as JSON) and `DELETE /mock/requests`
+//! (clears it).
 
+mod anthropic;
 mod chat;
+mod directives;
+mod engine;
+mod gemini;
+mod replay;
+mod wire;
 
 use std::{
     collections::HashMap,
     io,
     net::{Ipv4Addr, SocketAddr},
+    path::PathBuf,
     sync::{
         Arc, Mutex, MutexGuard, PoisonError,
         atomic::{AtomicU64, Ordering},
@@ -27,12 +39,14 @@ use axum::{
     extract::{DefaultBodyLimit, Request, State},
     http::{Method, StatusCode, Uri},
     middleware::{self, Next},
-    response::{IntoResponse, Response},
+    response::Response,
     routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+use crate::wire::Format;
 
 /// Largest request body the mock accepts; far above anything a test sends.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -45,7 +59,7 @@ const MODEL_IDS: [&str; 2] = ["mock-gpt", "mock-gpt-mini"];
 /// Fixed `created` stamp of the listed models, so the listing is byte-for-byte stable.
 const MODELS_CREATED: u64 = 1_700_000_000;
 
-/// Settings every request starts from; a request's `mock` object overrides them.
+/// Settings every request starts from; a request's directives and `mock` object override them.
 #[derive(Clone, Debug, Default)]
 pub struct MockConfig {
     /// Delay between stream chunks, in milliseconds.
@@ -56,6 +70,9 @@ pub struct MockConfig {
     pub chunks: Option<usize>,
     /// Assistant text; `None` echoes the last user message.
     pub content: Option<String>,
+    /// Root of the recorded fixtures (`<provider>/<case>/`) that `fixture--<provider>--<case>`
+    /// model ids replay; `None` turns replay off (such models get a 404).
+    pub fixtures_dir: Option<PathBuf>,
 }
 
 /// One request as the mock received it.
@@ -251,6 +268,9 @@ pub fn router(config: MockConfig) -> (Router, MockState) {
     let app = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/chat/completions", post(chat::chat_completions))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/messages", post(anthropic::messages))
+        .route("/v1beta/models/{target}", post(gemini::generate))
         .route("/v1/models", get(models))
         .route("/models", get(models))
         .route("/mock/requests", get(list_requests).delete(clear_requests))
@@ -269,7 +289,7 @@ async fn record(State(state): State<MockState>, request: Request, next: Next) ->
         Ok(bytes) => bytes,
         Err(err) => {
             let message = format!("Could not read the request body: {err}");
-            return error_response(StatusCode::BAD_REQUEST, invalid_request(&message, None));
+            return format_of(parts.uri.path()).bad_request(&message);
         }
     };
     // The control endpoints stay out of the log: tests read it to see what the gateway sent.
@@ -312,26 +332,21 @@ async fn clear_requests(State(state): State<MockState>) -> StatusCode {
 
 async fn not_found(method: Method, uri: Uri) -> Response {
     let message = format!("Invalid URL ({method} {})", uri.path());
-    error_response(StatusCode::NOT_FOUND, invalid_request(&message, None))
+    format_of(uri.path()).route_error(StatusCode::NOT_FOUND, &message)
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     let message = format!("Method not allowed ({method} {})", uri.path());
-    error_response(
-        StatusCode::METHOD_NOT_ALLOWED,
-        invalid_request(&message, None),
-    )
+    format_of(uri.path()).route_error(StatusCode::METHOD_NOT_ALLOWED, &message)
 }
 
-/// An OpenAI error object: `{"error": {"message", "type", "param", "code"}}`.
-fn error_body(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> Value {
-    json!({"error": {"message": message, "type": kind, "param": param, "code": code}})
-}
-
-fn invalid_request(message: &str, param: Option<&str>) -> Value {
-    error_body(message, "invalid_request_error", param, None)
-}
-
-fn error_response(status: StatusCode, body: Value) -> Response {
-    (status, Json(body)).into_response()
+/// The wire format whose error shape suits a path nothing else answered.
+fn format_of(path: &str) -> Format {
+    if path.starts_with("/v1beta/") {
+        Format::Gemini
+    } else if path.starts_with("/v1/messages") || path.starts_with("/messages") {
+        Format::Anthropic
+    } else {
+        Format::OpenAi
+    }
 }

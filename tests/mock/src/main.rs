@@ -6,13 +6,14 @@
 use std::{
     io::{self, Write},
     net::SocketAddr,
+    path::PathBuf,
     process::ExitCode,
 };
 
 use clap::Parser;
 use opengateway_mock::{MockConfig, MockServer};
 
-/// Mock OpenAI-compatible LLM provider for opengateway's tests and demos.
+/// Mock LLM provider (OpenAI, Anthropic and Gemini wire formats) for opengateway's tests and demos.
 #[derive(Debug, Parser)]
 #[command(name = "opengateway-mock", version, about)]
 struct Args {
@@ -31,6 +32,10 @@ struct Args {
     /// Default assistant text (default: echo the last user message).
     #[arg(long)]
     content: Option<String>,
+    /// Directory of recorded fixtures (`<provider>/<case>/`) replayed for models named
+    /// `fixture--<provider>--<case>`.
+    #[arg(long, value_name = "DIR")]
+    fixtures: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -41,6 +46,7 @@ async fn main() -> ExitCode {
         first_byte_delay_ms: args.first_byte_delay_ms,
         chunks: args.chunks,
         content: args.content,
+        fixtures_dir: args.fixtures,
     };
     let server = match MockServer::start_on(args.listen, config).await {
         Ok(server) => server,

@@ -458,6 +458,124 @@ async fn first_byte_delay_holds_the_headers() {
 }
 
 #[tokio::test]
+async fn model_directives_steer_openai_and_the_mock_object_wins() {
+    let server = start().await;
+    let request = chat(json!({"model": "mock-gpt~status=429~retry_after=2"}));
+    let response = post(&server, &request).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()["retry-after"], "2");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+
+    let overridden = chat(json!({"model": "mock-gpt~status=429", "mock": {"status": 500}}));
+    assert_eq!(
+        post(&server, &overridden).await.status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+
+    let tools =
+        json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]);
+    let off = chat(json!({"model": "mock-gpt~no_tool_call", "tools": tools}));
+    let body = post_json(&server, &off).await;
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert_eq!(
+        body["model"], "mock-gpt~no_tool_call",
+        "the model id is echoed as sent"
+    );
+    let on = chat(json!({"model": "mock-gpt~tool_call~parallel=2"}));
+    let body = post_json(&server, &on).await;
+    assert_eq!(
+        body["choices"][0]["message"]["tool_calls"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let events = stream(
+        &server,
+        &chat(json!({"model": "mock-gpt~chunks=2~truncate", "stream": true, "mock": {"content": "a b c d"}})),
+    )
+    .await;
+    assert!(!events.iter().any(|event| event == "[DONE]"));
+    assert_eq!(streamed_content(&parse(&events)), "a b ");
+
+    let response = post(&server, &chat(json!({"model": "mock-gpt~frobnicate"}))).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["param"], "model");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("~frobnicate")
+    );
+}
+
+#[tokio::test]
+async fn thinking_directive_adds_reasoning_content() {
+    let server = start().await;
+    let body = post_json(&server, &chat(json!({"model": "mock-gpt~thinking"}))).await;
+    let message = &body["choices"][0]["message"];
+    let reasoning = message["reasoning_content"].as_str().unwrap();
+    assert!(reasoning.contains("Hi there"), "{reasoning}");
+    let reasoning_tokens = reasoning.split_whitespace().count();
+    let usage = &body["usage"];
+    assert_eq!(
+        usage["completion_tokens_details"]["reasoning_tokens"],
+        reasoning_tokens
+    );
+    assert_eq!(usage["completion_tokens"], 9 + reasoning_tokens);
+
+    let events = stream(
+        &server,
+        &chat(json!({"model": "mock-gpt~thinking", "stream": true})),
+    )
+    .await;
+    let chunks = parse(&events);
+    let streamed: String = chunks
+        .iter()
+        .filter_map(|chunk| {
+            chunk
+                .pointer("/choices/0/delta/reasoning_content")?
+                .as_str()
+        })
+        .collect();
+    assert_eq!(streamed, reasoning);
+    let first_content = chunks
+        .iter()
+        .position(|chunk| {
+            chunk
+                .pointer("/choices/0/delta/content")
+                .is_some_and(|c| c != "")
+        })
+        .unwrap();
+    let last_reasoning = chunks
+        .iter()
+        .rposition(|chunk| {
+            chunk
+                .pointer("/choices/0/delta/reasoning_content")
+                .is_some()
+        })
+        .unwrap();
+    assert!(last_reasoning < first_content);
+
+    // A bare `~stream_error` sends a default error object after the first content chunk.
+    let events = stream(
+        &server,
+        &chat(json!({"model": "mock-gpt~thinking~stream_error", "stream": true})),
+    )
+    .await;
+    let chunks = parse(&events);
+    let last = chunks.last().unwrap();
+    assert_eq!(last["error"]["type"], "server_error");
+    assert_eq!(
+        chunks[chunks.len() - 2]["choices"][0]["delta"]["content"],
+        "Hello "
+    );
+}
+
+#[tokio::test]
 async fn requests_are_recorded_and_clearable() {
     let server = start().await;
     let request = chat(json!({"temperature": 0.5}));
@@ -554,6 +672,7 @@ async fn models_and_errors() {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["message"], "Invalid URL (GET /v1/nope)");
+    assert_eq!(body["error"]["code"], Value::Null);
 
     // The bare path works too, for clients configured without the /v1 prefix.
     let bare = format!("http://{}/chat/completions", server.addr());
@@ -595,7 +714,14 @@ async fn binary_announces_its_port_and_stops_on_sigterm() {
     use std::process::{Command, Stdio};
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_opengateway-mock"))
-        .args(["--listen", "127.0.0.1:0", "--content", "from the binary"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--content",
+            "from the binary",
+            "--fixtures",
+            "/nonexistent/mock-fixtures",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -627,6 +753,20 @@ async fn binary_announces_its_port_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(body["choices"][0]["message"]["content"], "from the binary");
+    let fixture = chat(json!({"model": "fixture--openai--chat-text-basic"}));
+    let response = client()
+        .post(format!("{base}/v1/chat/completions"))
+        .json(&fixture)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let body: Value = response.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("/nonexistent/mock-fixtures/openai/chat-text-basic"),
+        "{message}"
+    );
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
