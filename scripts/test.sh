@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command that runs every test: Rust checks and unit/integration tests, then the
-# end-to-end suites that drive the real gateway binary through the official OpenAI SDKs
-# (Python in tests/python, Node in tests/node). Run it from anywhere.
+# end-to-end suites that drive the real gateway binary through the official SDKs (OpenAI and
+# Anthropic in tests/python, OpenAI in tests/node). Run it from anywhere.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -40,7 +40,12 @@ cargo test --workspace
 
 step "cargo build --workspace --bins --examples (what the steps below run)"
 cargo build --workspace --bins --examples
-export OGW_BIN_DIR="$ROOT/target/debug"
+# Where that build put the binaries: target/debug, or under $CARGO_TARGET_DIR when it is set.
+# An OGW_BIN_DIR given by the caller wins.
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+[[ "$TARGET_DIR" == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
+export OGW_BIN_DIR="${OGW_BIN_DIR:-$TARGET_DIR/debug}"
+echo "binaries from $OGW_BIN_DIR"
 
 step "Rust examples (served by the bundled mock provider)"
 for example in chat stream fallback; do
@@ -65,7 +70,7 @@ else
     echo "requirements unchanged, skipping pip install"
 fi
 
-step "Python: pytest tests/python (openai SDK against the gateway)"
+step "Python: pytest tests/python (openai and anthropic SDKs against the gateway)"
 "$VENV/bin/python" -m pytest tests/python -q -p no:cacheprovider
 
 # ---------------------------------------------------------------------------------- Node

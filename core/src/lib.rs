@@ -10,6 +10,8 @@
 //! - [`Gateway`] resolves `provider/model` ids and aliases to ordered targets, sends through the
 //!   pooled transport, and returns answers stamped with the provider and cost, and the route
 //!   (every attempt) that produced them.
+//! - [`inbound`] accepts other request shapes (the Anthropic Messages API) on top of the same
+//!   routing: [`Gateway::messages`] and [`Gateway::messages_stream`].
 //! - [`Error`] is OpenAI-shaped (`{"error": {message, type, param, code}}`) with a small
 //!   [`ErrorKind`] that every surface maps once to its own error classes.
 //!
@@ -33,6 +35,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub mod config;
 pub mod error;
 mod gateway;
+pub mod inbound;
 pub mod providers;
 mod transport;
 pub mod types;

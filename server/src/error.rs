@@ -37,19 +37,24 @@ impl IntoResponse for ApiError {
         let status =
             StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, Json(err.to_body())).into_response();
-        let headers = response.headers_mut();
-        if let Some(provider) = err.provider().and_then(|p| HeaderValue::from_str(p).ok()) {
-            headers.insert("x-opengateway-provider", provider);
-        }
-        if !err.attempts().is_empty() {
-            headers.insert(
-                "x-opengateway-attempts",
-                HeaderValue::from(err.attempts().len()),
-            );
-        }
-        if let Some(wait) = err.retry_after() {
-            headers.insert("retry-after", HeaderValue::from(wait.as_secs().max(1)));
-        }
+        error_headers(&err, response.headers_mut());
         response
+    }
+}
+
+/// The headers every error answer carries: the provider and attempt count when known, and
+/// `retry-after` when the provider asked callers to wait.
+pub(crate) fn error_headers(err: &Error, headers: &mut http::HeaderMap) {
+    if let Some(provider) = err.provider().and_then(|p| HeaderValue::from_str(p).ok()) {
+        headers.insert("x-opengateway-provider", provider);
+    }
+    if !err.attempts().is_empty() {
+        headers.insert(
+            "x-opengateway-attempts",
+            HeaderValue::from(err.attempts().len()),
+        );
+    }
+    if let Some(wait) = err.retry_after() {
+        headers.insert("retry-after", HeaderValue::from(wait.as_secs().max(1)));
     }
 }

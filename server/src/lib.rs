@@ -3,6 +3,7 @@
 //! [`Gateway`]: opengateway::Gateway
 
 pub mod error;
+pub mod messages;
 pub mod routes;
 pub mod store;
 

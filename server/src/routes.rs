@@ -29,6 +29,7 @@ pub fn app(gateway: Gateway) -> Router {
     let max_body = gateway.config().server.max_body_bytes;
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/messages", post(crate::messages::messages))
         .route("/v1/models", get(list_models))
         .route("/health", get(health))
         .fallback(not_found)
@@ -56,7 +57,7 @@ async fn method_not_allowed(method: http::Method, uri: http::Uri) -> Response {
 
 /// Reads a JSON body: the content type must be JSON, the size within the limit, and any
 /// decoding error names the field at fault.
-fn parse_json<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
@@ -118,7 +119,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-fn route_headers(route: &Route, headers: &mut HeaderMap) {
+pub(crate) fn route_headers(route: &Route, headers: &mut HeaderMap) {
     if let Ok(v) = HeaderValue::from_str(&route.provider) {
         headers.insert("x-opengateway-provider", v);
     }

@@ -1,0 +1,138 @@
+//! `POST /v1/messages`: the Anthropic Messages API in and out, any provider behind it. The core
+//! translates to and from the canonical chat request (`opengateway::inbound::anthropic`); this
+//! handler only reads the body, picks streaming or not, and writes Anthropic-shaped answers and
+//! errors (`{"type": "error", "error": {"type", "message"}}`, with the same statuses as the
+//! OpenAI endpoints).
+//!
+//! Anthropic clients send `x-api-key` and `anthropic-version`; both are accepted and ignored in
+//! this version, whose only auth mode is `server.auth: none`. When API keys arrive, `x-api-key`
+//! carries the `ogw_` key for Anthropic-shaped clients.
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::{Stream, StreamExt};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use opengateway::Error;
+use opengateway::inbound::anthropic::{MessagesRequest, MessagesStream, anthropic_error_body};
+
+use crate::error::error_headers;
+use crate::routes::{AppState, parse_json, route_headers};
+
+/// The handler of `POST /v1/messages`.
+pub(crate) async fn messages(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let request: MessagesRequest = match parse_json(&headers, body) {
+        Ok(request) => request,
+        Err(e) => return anthropic_error(e.0),
+    };
+    let model = request.model.clone();
+    let result = if request.stream == Some(true) {
+        stream(&state, request, &model, started).await
+    } else {
+        complete(&state, request, &model, started).await
+    };
+    result.unwrap_or_else(|e| {
+        tracing::warn!(
+            model = %model, status = e.status(), attempts = e.attempts().len(),
+            latency_ms = started.elapsed().as_millis() as u64, error = %e, "messages failed"
+        );
+        anthropic_error(e)
+    })
+}
+
+async fn complete(
+    state: &AppState,
+    request: MessagesRequest,
+    model: &str,
+    started: Instant,
+) -> Result<Response, Error> {
+    let answer = state.gateway.messages(request).await?;
+    tracing::info!(
+        model = %model, provider = %answer.route.provider, upstream_model = %answer.route.model,
+        attempts = answer.route.attempts.len(), latency_ms = started.elapsed().as_millis() as u64,
+        "messages completed"
+    );
+    let mut response = Json(&answer.response).into_response();
+    route_headers(&answer.route, response.headers_mut());
+    // Without usage from the provider there is no cost to state.
+    if let Some(cost) = answer.usage.cost
+        && let Ok(v) = HeaderValue::from_str(&cost.to_string())
+    {
+        response.headers_mut().insert("x-opengateway-cost", v);
+    }
+    Ok(response)
+}
+
+async fn stream(
+    state: &AppState,
+    request: MessagesRequest,
+    model: &str,
+    started: Instant,
+) -> Result<Response, Error> {
+    let stream = state.gateway.messages_stream(request).await?;
+    let route = stream.route().clone();
+    tracing::info!(
+        model = %model, provider = %route.provider, upstream_model = %route.model,
+        attempts = route.attempts.len(), first_chunk_ms = started.elapsed().as_millis() as u64,
+        "messages stream started"
+    );
+    let mut response = Sse::new(sse_events(stream, model.to_owned(), started))
+        .keep_alive(KeepAlive::default())
+        .into_response();
+    route_headers(&route, response.headers_mut());
+    Ok(response)
+}
+
+/// Each Anthropic event as `event: <name>` + `data: <json>`. The stream ends after
+/// `message_stop`, or after an `error` event when the provider failed mid-way (no `[DONE]` in
+/// this dialect).
+fn sse_events(
+    stream: MessagesStream,
+    model: String,
+    started: Instant,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures_util::stream::unfold(Some(stream), move |state| {
+        let model = model.clone();
+        async move {
+            let mut stream = state?;
+            let event = match stream.next().await? {
+                Ok(event) => event,
+                // Not produced today (failures arrive as `error` events); kept total.
+                Err(e) => opengateway::inbound::anthropic::AnthropicEvent::error(&e),
+            };
+            if event.name == "error" {
+                let error = stream
+                    .error()
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| event.data.to_string());
+                tracing::warn!(
+                    model = %model, error = %error, after_ms = started.elapsed().as_millis() as u64,
+                    "messages stream failed after it started"
+                );
+            }
+            let sse = Event::default()
+                .event(event.name)
+                .data(event.data.to_string());
+            Some((Ok(sse), Some(stream)))
+        }
+    })
+}
+
+/// An error as Anthropic shapes it, with the status and headers of the OpenAI endpoints.
+fn anthropic_error(err: Error) -> Response {
+    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, Json(anthropic_error_body(&err))).into_response();
+    error_headers(&err, response.headers_mut());
+    response
+}

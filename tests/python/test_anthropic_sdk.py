@@ -1,0 +1,385 @@
+"""`POST /v1/messages` seen through the official Anthropic Python SDK.
+
+The gateway speaks the Anthropic Messages API in and out while the provider behind it is the
+OpenAI-speaking mock (conftest.py runs both as real processes). Every `/v1/messages` answer the
+SDK receives is also checked, as raw JSON, against the Anthropic OpenAPI spec beside the
+repository (`../shared/specs/anthropic-openapi.json`): whole answers against `Message` (errors
+against `ErrorResponse`), and each streamed event against its own event schema.
+
+To run the same tests against another provider, add its model to MODELS; the checks of what
+the OpenAI mock received only run for `mock/...` models.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anthropic
+import pytest
+
+# anthropic>=2 is built on `httpx2` (the successor of `httpx`); older releases on `httpx`.
+try:
+    import httpx2 as httpx
+except ImportError:  # pragma: no cover - depends on the pinned SDK
+    import httpx
+
+MODELS = [
+    "mock/mock-gpt",
+]
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SPEC_PATH = REPO_ROOT.parent / "shared" / "specs" / "anthropic-openapi.json"
+SPEC_URI = "urn:anthropic-openapi"
+EVENT_SCHEMAS = {
+    "message_start": "MessageStartEvent",
+    "message_delta": "MessageDeltaEvent",
+    "message_stop": "MessageStopEvent",
+    "content_block_start": "ContentBlockStartEvent",
+    "content_block_delta": "ContentBlockDeltaEvent",
+    "content_block_stop": "ContentBlockStopEvent",
+    "ping": "Ping",
+    "error": "ErrorResponse",
+}
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "description": "Current weather for a city.",
+    "input_schema": {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string"},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            "days": {"type": "integer"},
+        },
+        "required": ["city", "unit", "days"],
+    },
+}
+# What the mock derives from WEATHER_TOOL's schema: the first enum value, "mock" for strings, 1.
+WEATHER_ARGS = {"city": "mock", "unit": "celsius", "days": 1}
+
+
+# --- spec validation ----------------------------------------------------------------------
+
+
+class SpecValidator:
+    """Validates JSON against the spec's `#/components/schemas/<name>`."""
+
+    def __init__(self, spec_path: Path) -> None:
+        import jsonschema
+        import referencing
+        import referencing.jsonschema
+
+        spec = json.loads(spec_path.read_text(encoding="utf-8"))
+        resource = referencing.Resource.from_contents(
+            spec, default_specification=referencing.jsonschema.DRAFT202012
+        )
+        self._registry = referencing.Registry().with_resource(SPEC_URI, resource)
+        self._jsonschema = jsonschema
+        self._validators: dict = {}
+
+    def problems(self, schema: str, instance) -> list[str]:
+        validator = self._validators.get(schema)
+        if validator is None:
+            validator = self._jsonschema.Draft202012Validator(
+                {"$ref": f"{SPEC_URI}#/components/schemas/{schema}"}, registry=self._registry
+            )
+            self._validators[schema] = validator
+        return [
+            f"{schema} at {error.json_path}: {error.message}"
+            for error in validator.iter_errors(instance)
+        ]
+
+
+def sse_events(body: str) -> list[tuple[str, dict]]:
+    """`(event, data)` pairs of an SSE body (comments and nameless events skipped)."""
+    events = []
+    for block in body.replace("\r\n", "\n").split("\n\n"):
+        name, data = None, []
+        for line in block.split("\n"):
+            if line.startswith("event:"):
+                name = line[len("event:") :].strip()
+            elif line.startswith("data:"):
+                data.append(line[len("data:") :].lstrip())
+        if name is not None:
+            events.append((name, json.loads("\n".join(data))))
+    return events
+
+
+class ValidatingTransport(httpx.HTTPTransport):
+    """Reads every `/v1/messages` answer whole, checks it against the spec, and hands the SDK
+    an identical response. Problems are collected (an exception here would reach the test as
+    a connection error) and checked after each test."""
+
+    def __init__(self, validator: SpecValidator | None) -> None:
+        super().__init__()
+        self.validator = validator
+        self.problems: list[str] = []
+        self.checked = 0
+        self.streams = 0
+
+    def handle_request(self, request):
+        response = super().handle_request(request)
+        if self.validator is None or not request.url.path.endswith("/v1/messages"):
+            return response
+        body = response.read()
+        response.close()
+        self.check(response.status_code, response.headers.get("content-type", ""), body)
+        headers = [
+            (k, v)
+            for k, v in response.headers.multi_items()
+            if k.lower() not in ("content-length", "transfer-encoding", "content-encoding")
+        ]
+        return httpx.Response(response.status_code, headers=headers, content=body)
+
+    def check(self, status: int, content_type: str, body: bytes) -> None:
+        assert self.validator is not None
+        where = f"HTTP {status} {content_type}"
+        if content_type.startswith("text/event-stream"):
+            self.streams += 1
+            events = sse_events(body.decode("utf-8"))
+            if not events:
+                self.problems.append(f"{where}: a stream without events")
+            for name, data in events:
+                schema = EVENT_SCHEMAS.get(name)
+                if schema is None:
+                    self.problems.append(f"{where}: unknown event `{name}`")
+                    continue
+                if data.get("type") != name:
+                    self.problems.append(f"{where}: event `{name}` has type {data.get('type')!r}")
+                self.problems.extend(f"{where} {name}: {p}" for p in self.validator.problems(schema, data))
+                self.checked += 1
+        else:
+            data = json.loads(body)
+            schema = "Message" if status == 200 else "ErrorResponse"
+            self.problems.extend(f"{where}: {p}" for p in self.validator.problems(schema, data))
+            self.checked += 1
+
+
+@pytest.fixture(scope="module")
+def transport() -> ValidatingTransport:
+    validator = SpecValidator(SPEC_PATH) if SPEC_PATH.is_file() else None
+    return ValidatingTransport(validator)
+
+
+@pytest.fixture(autouse=True)
+def answers_follow_the_spec(transport: ValidatingTransport):
+    transport.problems.clear()
+    yield
+    assert not transport.problems, "answers that break the Anthropic spec:\n" + "\n".join(
+        transport.problems
+    )
+
+
+@pytest.fixture(scope="module")
+def ant(gateway, transport) -> anthropic.Anthropic:
+    # The SDK appends /v1/messages to base_url. auth is `none` on the test gateway: the key is
+    # sent (as x-api-key) and ignored.
+    with anthropic.Anthropic(
+        base_url=gateway.url,
+        api_key="unused",
+        max_retries=0,
+        timeout=30.0,
+        http_client=httpx.Client(transport=transport, trust_env=False),
+    ) as client:
+        yield client
+
+
+@pytest.fixture(params=MODELS)
+def model(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def mock_http(mock_server) -> httpx.Client:
+    with httpx.Client(base_url=mock_server.url, timeout=30.0, trust_env=False) as c:
+        yield c
+
+
+def last_chat_request(mock_http, model: str) -> dict | None:
+    """What the OpenAI mock received last, or None when `model` is not served by it."""
+    if not model.startswith("mock/"):
+        return None
+    recorded = mock_http.get("/mock/requests").json()
+    chats = [r for r in recorded if r["path"].endswith("/chat/completions")]
+    assert chats, "the mock got no chat request"
+    return chats[-1]["body"]
+
+
+# --- tests -----------------------------------------------------------------------------------
+
+
+def test_text(ant, model, mock_http):
+    raw = ant.messages.with_raw_response.create(
+        model=model,
+        max_tokens=200,
+        system="Be brief.",
+        messages=[{"role": "user", "content": "Hello gateway"}],
+    )
+    assert raw.status_code == 200
+    assert raw.headers["x-opengateway-attempts"] == "1"
+    message = raw.parse()
+    assert message.type == "message"
+    assert message.role == "assistant"
+    assert message.id.startswith("msg_")
+    assert message.model == model
+    assert message.stop_reason == "end_turn"
+    assert [block.type for block in message.content] == ["text"]
+    assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
+
+    sent = last_chat_request(mock_http, model)
+    if sent is not None:
+        assert raw.headers["x-opengateway-provider"] == "mock"
+        assert message.content[0].text == "Hello from the mock provider! You said: Hello gateway"
+        assert sent["messages"] == [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hello gateway"},
+        ]
+        assert sent["max_completion_tokens"] == 200
+
+
+def test_streamed_text(ant, model):
+    with ant.messages.stream(
+        model=model,
+        max_tokens=200,
+        messages=[{"role": "user", "content": "Stream please"}],
+        extra_body={"mock": {"content": "one two three four"}} if model.startswith("mock/") else None,
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text
+    assert final.content[0].type == "text" and final.content[0].text == text
+    assert final.stop_reason == "end_turn"
+    # Usage arrives with message_delta (OpenAI reports it at the end of a stream).
+    assert final.usage.input_tokens > 0 and final.usage.output_tokens > 0
+    if model.startswith("mock/"):
+        assert text == "one two three four"
+        assert final.usage.output_tokens == 4
+
+
+def test_streamed_tool_call(ant, model):
+    with ant.messages.stream(
+        model=model,
+        max_tokens=200,
+        tools=[WEATHER_TOOL],
+        tool_choice={"type": "tool", "name": "get_weather"},
+        messages=[{"role": "user", "content": "Weather in Paris, 1 day, celsius?"}],
+    ) as stream:
+        final = stream.get_final_message()
+    tool_uses = [block for block in final.content if block.type == "tool_use"]
+    assert len(tool_uses) == 1, final.content
+    assert tool_uses[0].name == "get_weather"
+    assert tool_uses[0].id
+    assert final.stop_reason == "tool_use"
+    if model.startswith("mock/"):
+        assert tool_uses[0].input == WEATHER_ARGS
+
+
+def test_tool_result_round_trip(ant, model, mock_http):
+    question = {"role": "user", "content": "Weather in Paris, 1 day, celsius?"}
+    first = ant.messages.create(
+        model=model, max_tokens=200, tools=[WEATHER_TOOL], messages=[question]
+    )
+    assert first.stop_reason == "tool_use"
+    call = next(block for block in first.content if block.type == "tool_use")
+
+    answer = ant.messages.create(
+        model=model,
+        max_tokens=200,
+        tools=[WEATHER_TOOL],
+        messages=[
+            question,
+            {"role": "assistant", "content": first.content},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": call.id, "content": "18C and sunny"}
+                ],
+            },
+        ],
+    )
+    assert answer.stop_reason == "end_turn"
+    assert answer.content[0].type == "text" and answer.content[0].text
+
+    sent = last_chat_request(mock_http, model)
+    if sent is not None:
+        assert sent["messages"][-1] == {
+            "role": "tool",
+            "content": "18C and sunny",
+            "tool_call_id": call.id,
+        }
+        assistant = sent["messages"][-2]
+        assert assistant["role"] == "assistant"
+        assert assistant["tool_calls"] == [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": json.dumps(WEATHER_ARGS, separators=(",", ":"))},
+            }
+        ]
+
+
+def test_thinking_maps_to_reasoning_effort(ant, model, mock_http):
+    message = ant.messages.create(
+        model=model,
+        max_tokens=20000,
+        thinking={"type": "enabled", "budget_tokens": 10000},
+        messages=[{"role": "user", "content": "Think about it"}],
+    )
+    assert message.stop_reason == "end_turn"
+    sent = last_chat_request(mock_http, model)
+    if sent is not None:
+        assert sent["reasoning_effort"] == "medium"
+        assert sent["thinking"] == {"type": "enabled", "budget_tokens": 10000}
+
+
+def test_unknown_model_is_not_found(ant):
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        ant.messages.create(
+            model="nope/model", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert caught.value.status_code == 404
+    assert caught.value.body["error"]["type"] == "not_found_error"
+    assert "nope/model" in caught.value.body["error"]["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_bad_requests_are_bad_request_errors(ant, model, stream):
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        ant.messages.create(
+            model=model,
+            max_tokens=10,
+            stream=stream,
+            tools=[{"type": "web_search_20250305", "name": "web_search"}],
+            messages=[{"role": "user", "content": "hi"}],
+        )
+    assert caught.value.body["error"]["type"] == "invalid_request_error"
+    assert "tools[0]" in caught.value.body["error"]["message"]
+
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        ant.messages.create(
+            model=model,
+            max_tokens=10,
+            stream=stream,
+            messages=[
+                {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "container_upload", "file_id": "f"}]}
+            ],
+        )
+    assert "messages[0].content[1].type" in caught.value.body["error"]["message"]
+
+
+def test_failure_mid_stream_raises(ant):
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        with ant.messages.stream(
+            model="mock/mock-gpt",
+            max_tokens=200,
+            messages=[{"role": "user", "content": "hi"}],
+            extra_body={"mock": {"content": "one two", "stream_error": {"message": "boom", "type": "server_error"}}},
+        ) as stream:
+            for _ in stream.text_stream:
+                pass
+    assert "boom" in str(caught.value)
+
+
+def test_spec_validation_ran(transport):
+    if transport.validator is None:
+        pytest.skip(f"Anthropic spec not found at {SPEC_PATH}: answers were not validated")
+    assert transport.checked > 20 and transport.streams >= 3, (transport.checked, transport.streams)
