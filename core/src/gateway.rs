@@ -337,8 +337,19 @@ impl Gateway {
         .await
         .map(|(mut response, route)| {
             response.provider = Some(route.provider.clone());
+            if response.model.is_empty() {
+                response.model = route.model.clone();
+            }
             if let Some(usage) = response.usage.as_mut() {
                 usage.cost.get_or_insert(0.0);
+            }
+            // What the gateway emits follows OpenAI's schema even where a provider (or an older
+            // OpenAI recording) does not: `refusal` is required, `system_fingerprint` a string.
+            for choice in &mut response.choices {
+                choice.message.refusal.get_or_insert(None);
+            }
+            if response.system_fingerprint == Some(None) {
+                response.system_fingerprint = None;
             }
             Routed { response, route }
         })
@@ -517,6 +528,7 @@ impl Gateway {
             sse_events(adapter.id(), response),
             adapter.stream_decoder(context),
             adapter.id().to_owned(),
+            target.model.clone(),
         );
         // Wait for the first chunk here, so that a failure before any byte reaches the client
         // can still fall back to the next target.
@@ -771,16 +783,24 @@ struct ChunkStream {
     events: SseStream,
     decoder: Box<dyn StreamDecoder>,
     provider: String,
+    /// The model asked of the provider, for chunks that do not name one.
+    model: String,
     pending: VecDeque<ChatCompletionChunk>,
     ended: bool,
 }
 
 impl ChunkStream {
-    fn new(events: SseStream, decoder: Box<dyn StreamDecoder>, provider: String) -> Self {
+    fn new(
+        events: SseStream,
+        decoder: Box<dyn StreamDecoder>,
+        provider: String,
+        model: String,
+    ) -> Self {
         ChunkStream {
             events,
             decoder,
             provider,
+            model,
             pending: VecDeque::new(),
             ended: false,
         }
@@ -789,6 +809,13 @@ impl ChunkStream {
     fn stamp(&self, mut chunks: Vec<ChatCompletionChunk>) -> Vec<ChatCompletionChunk> {
         for chunk in &mut chunks {
             chunk.provider = Some(self.provider.clone());
+            if chunk.model.is_empty() {
+                chunk.model.clone_from(&self.model);
+            }
+            // OpenAI's schema has `system_fingerprint` as a string: absent rather than null.
+            if chunk.system_fingerprint == Some(None) {
+                chunk.system_fingerprint = None;
+            }
             if let Some(Some(usage)) = chunk.usage.as_mut() {
                 usage.cost.get_or_insert(0.0);
             }

@@ -139,6 +139,7 @@ def gateway(mock_server: Service, tmp_path_factory) -> Iterator[Service]:
         f"""\
 providers:
   mock: {{ type: openai, api_base: "{mock_server.url}/v1", api_key: "test-key" }}
+  mockgemini: {{ type: gemini, api_base: "{mock_server.url}/v1beta", api_key: "test-key" }}
 models:
   - name: smart
     targets: [mock/mock-gpt]

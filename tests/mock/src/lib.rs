@@ -271,6 +271,7 @@ pub fn router(config: MockConfig) -> (Router, MockState) {
         .route("/v1/messages", post(anthropic::messages))
         .route("/messages", post(anthropic::messages))
         .route("/v1beta/models/{target}", post(gemini::generate))
+        .route("/v1beta/models", get(gemini_models))
         .route("/v1/models", get(models))
         .route("/models", get(models))
         .route("/mock/requests", get(list_requests).delete(clear_requests))
@@ -319,6 +320,15 @@ async fn models() -> Json<Value> {
         .map(|id| json!({"id": id, "object": "model", "created": MODELS_CREATED, "owned_by": "opengateway-mock"}))
         .collect();
     Json(json!({"object": "list", "data": data}))
+}
+
+/// Gemini's model list (`{"models": [{"name": "models/<id>", ...}]}`), for the gateway's probes.
+async fn gemini_models() -> Json<Value> {
+    let models: Vec<Value> = MODEL_IDS
+        .iter()
+        .map(|id| json!({"name": format!("models/{id}"), "displayName": id, "supportedGenerationMethods": ["generateContent"]}))
+        .collect();
+    Json(json!({"models": models}))
 }
 
 async fn list_requests(State(state): State<MockState>) -> Json<Vec<RecordedRequest>> {
