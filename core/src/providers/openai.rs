@@ -10,7 +10,10 @@ use serde::Deserialize;
 
 use super::{Provider, ProviderType, SseEvent, StreamContext, StreamDecoder, UpstreamRequest};
 use crate::error::{Error, ErrorKind, Result, error_object_from_value};
-use crate::types::{ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, StreamOptions};
+use crate::types::{
+    ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, ContentPart,
+    MessageContent, StreamOptions,
+};
 
 /// An OpenAI-compatible provider entry: id, base URL, key and extra headers.
 #[derive(Debug, Clone)]
@@ -108,6 +111,9 @@ impl Provider for OpenAiProvider {
                 .get_or_insert_with(StreamOptions::default);
             options.include_usage = Some(true);
         }
+        if self.kind == ProviderType::Openai {
+            strip_other_dialects(&mut upstream);
+        }
         let body = serde_json::to_vec(&upstream).map_err(|e| {
             Error::new(
                 ErrorKind::BadRequest,
@@ -151,6 +157,40 @@ impl Provider for OpenAiProvider {
         }
         let list: ModelList = decode_json(&self.id, body)?;
         Ok(list.data.into_iter().map(|m| m.id).collect())
+    }
+}
+
+/// Removes the fields of other providers' dialects that a request translated from another
+/// shape (Anthropic's `/v1/messages`) carries for the adapters that understand them, and that
+/// OpenAI's own API rejects as unrecognized arguments: `thinking`, `top_k`, `cache_control` on
+/// parts and tools, `is_error` on tool results. OpenAI-compatible servers keep them: several
+/// (vLLM, Together, OpenRouter) accept `top_k` or cache hints.
+fn strip_other_dialects(request: &mut ChatCompletionRequest) {
+    request.extra.remove("thinking");
+    request.extra.remove("top_k");
+    for tool in request.tools.iter_mut().flatten() {
+        if let crate::types::Tool::Function(f) = tool {
+            f.extra.remove("cache_control");
+        }
+    }
+    for message in &mut request.messages {
+        let content = match message {
+            ChatMessage::System(m) | ChatMessage::Developer(m) => Some(&mut m.content),
+            ChatMessage::User(m) => Some(&mut m.content),
+            ChatMessage::Tool(m) => {
+                m.extra.remove("is_error");
+                Some(&mut m.content)
+            }
+            ChatMessage::Assistant(m) => m.content.as_mut().and_then(Option::as_mut),
+            ChatMessage::Function(_) => None,
+        };
+        if let Some(MessageContent::Parts(parts)) = content {
+            for part in parts {
+                if let ContentPart::Text(text) = part {
+                    text.extra.remove("cache_control");
+                }
+            }
+        }
     }
 }
 
@@ -336,6 +376,41 @@ mod tests {
                 "custom_field": {"a": [1, 2]}
             })
         );
+    }
+
+    #[test]
+    fn official_openai_does_not_get_other_dialects_fields() {
+        let req: ChatCompletionRequest = serde_json::from_value(serde_json::json!({
+            "model": "openai/gpt-4o",
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]},
+                {"role": "tool", "tool_call_id": "c", "content": "x", "is_error": true}
+            ],
+            "tools": [{"type": "function", "function": {"name": "f"}, "cache_control": {"type": "ephemeral"}}],
+            "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "top_k": 5,
+            "custom_field": 1
+        }))
+        .unwrap();
+        let body = |p: &OpenAiProvider| -> serde_json::Value {
+            serde_json::from_slice(&p.encode_chat(&req, "m", false).unwrap().body).unwrap()
+        };
+        let official = body(&provider());
+        assert!(official.get("thinking").is_none() && official.get("top_k").is_none());
+        assert!(
+            official["messages"][0]["content"][0]
+                .get("cache_control")
+                .is_none()
+        );
+        assert!(official["messages"][1].get("is_error").is_none());
+        assert!(official["tools"][0].get("cache_control").is_none());
+        assert_eq!(
+            official["custom_field"], 1,
+            "other unknown fields still pass"
+        );
+        let vllm = OpenAiProvider::new("v", ProviderType::Vllm, "http://127.0.0.1:1/v1", None, &[])
+            .unwrap();
+        assert_eq!(body(&vllm)["top_k"], 5, "compatible servers keep them");
     }
 
     #[test]
