@@ -12,12 +12,12 @@ use std::collections::HashMap;
 
 use base64::Engine;
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use http::header::{CONTENT_TYPE, HeaderMap};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::openai::retry_after;
-use super::{Provider, SseEvent, StreamContext, StreamDecoder, UpstreamRequest};
+use super::{Provider, SseEvent, StreamContext, StreamDecoder, UpstreamRequest, base_headers};
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::{
     AssistantMessage, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage,
@@ -73,28 +73,15 @@ impl AnthropicProvider {
         api_key: Option<&str>,
         extra_headers: &[(String, String)],
     ) -> Result<Self> {
-        let config_error =
-            |what: String| Error::new(ErrorKind::BadRequest, format!("provider `{id}`: {what}"));
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(
-            "anthropic-version",
-            HeaderValue::from_static(ANTHROPIC_VERSION),
-        );
-        if let Some(key) = api_key.filter(|k| !k.is_empty()) {
-            let mut value = HeaderValue::from_str(key).map_err(|_| {
-                config_error("api_key contains characters not allowed in a header".to_owned())
-            })?;
-            value.set_sensitive(true);
-            headers.insert("x-api-key", value);
-        }
-        for (name, value) in extra_headers {
-            let header = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| config_error(format!("`{name}` is not a valid header name")))?;
-            let value = HeaderValue::from_str(value)
-                .map_err(|_| config_error(format!("the value of header `{name}` is not valid")))?;
-            headers.insert(header, value);
-        }
+        let auth = api_key
+            .filter(|k| !k.is_empty())
+            .map(|k| ("x-api-key", k.to_owned()));
+        let headers = base_headers(
+            id,
+            auth,
+            &[("anthropic-version", ANTHROPIC_VERSION)],
+            extra_headers,
+        )?;
         Ok(AnthropicProvider {
             id: id.to_owned(),
             api_base: api_base.trim_end_matches('/').to_owned(),
@@ -2311,7 +2298,7 @@ mod tests {
         assert_eq!(err.status(), 502);
 
         let mut headers = HeaderMap::new();
-        headers.insert("retry-after", HeaderValue::from_static("7"));
+        headers.insert("retry-after", http::HeaderValue::from_static("7"));
         let body = br#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#;
         let err = p.decode_error(429, &headers, body);
         assert_eq!(err.retry_after(), Some(std::time::Duration::from_secs(7)));

@@ -109,12 +109,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use http::header::{CONTENT_TYPE, HeaderMap};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 
 use super::openai::retry_after;
-use super::{Provider, SseEvent, StreamContext, StreamDecoder, UpstreamRequest};
+use super::{Provider, SseEvent, StreamContext, StreamDecoder, UpstreamRequest, base_headers};
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, Choice, ChunkChoice,
@@ -144,33 +144,10 @@ impl GeminiProvider {
         api_key: Option<&str>,
         extra_headers: &[(String, String)],
     ) -> Result<Self> {
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(key) = api_key.filter(|k| !k.is_empty()) {
-            let mut value = HeaderValue::from_str(key).map_err(|_| {
-                Error::new(
-                    ErrorKind::BadRequest,
-                    format!("provider `{id}`: api_key contains characters not allowed in a header"),
-                )
-            })?;
-            value.set_sensitive(true);
-            headers.insert(HeaderName::from_static("x-goog-api-key"), value);
-        }
-        for (name, value) in extra_headers {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                Error::new(
-                    ErrorKind::BadRequest,
-                    format!("provider `{id}`: `{name}` is not a valid header name"),
-                )
-            })?;
-            let value = HeaderValue::from_str(value).map_err(|_| {
-                Error::new(
-                    ErrorKind::BadRequest,
-                    format!("provider `{id}`: the value of header `{name}` is not valid"),
-                )
-            })?;
-            headers.insert(name, value);
-        }
+        let auth = api_key
+            .filter(|k| !k.is_empty())
+            .map(|k| ("x-goog-api-key", k.to_owned()));
+        let headers = base_headers(id, auth, &[], extra_headers)?;
         let base = api_base.trim().trim_end_matches('/');
         Ok(GeminiProvider {
             id: id.to_owned(),

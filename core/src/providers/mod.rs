@@ -149,6 +149,46 @@ impl fmt::Display for ProviderType {
     }
 }
 
+/// The headers every request of a provider entry carries: the JSON content type, the auth
+/// header (marked sensitive, so it never appears in logs), the API's fixed headers, then the
+/// config's extra headers, which may override any of them.
+pub(crate) fn base_headers(
+    id: &str,
+    auth: Option<(&'static str, String)>,
+    fixed: &[(&'static str, &'static str)],
+    extra: &[(String, String)],
+) -> Result<HeaderMap> {
+    let config_error = |what: String| {
+        Error::new(
+            crate::ErrorKind::BadRequest,
+            format!("provider `{id}`: {what}"),
+        )
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    for (name, value) in fixed {
+        headers.insert(*name, http::HeaderValue::from_static(value));
+    }
+    if let Some((name, secret)) = auth {
+        let mut value = http::HeaderValue::from_str(&secret).map_err(|_| {
+            config_error("api_key contains characters not allowed in a header".to_owned())
+        })?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    for (name, value) in extra {
+        let header = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| config_error(format!("`{name}` is not a valid header name")))?;
+        let value = http::HeaderValue::from_str(value)
+            .map_err(|_| config_error(format!("the value of header `{name}` is not valid")))?;
+        headers.insert(header, value);
+    }
+    Ok(headers)
+}
+
 /// An HTTP request an adapter wants sent; building it does no I/O.
 #[derive(Debug, Clone)]
 pub struct UpstreamRequest {

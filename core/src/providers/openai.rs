@@ -5,10 +5,12 @@
 //! API reference: <https://platform.openai.com/docs/api-reference/chat>
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use http::header::{CONTENT_TYPE, HeaderMap};
 use serde::Deserialize;
 
-use super::{Provider, ProviderType, SseEvent, StreamContext, StreamDecoder, UpstreamRequest};
+use super::{
+    Provider, ProviderType, SseEvent, StreamContext, StreamDecoder, UpstreamRequest, base_headers,
+};
 use crate::error::{Error, ErrorKind, Result, error_object_from_value};
 use crate::types::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, ContentPart,
@@ -33,33 +35,10 @@ impl OpenAiProvider {
         api_key: Option<&str>,
         extra_headers: &[(String, String)],
     ) -> Result<Self> {
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(key) = api_key.filter(|k| !k.is_empty()) {
-            let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-                Error::new(
-                    ErrorKind::BadRequest,
-                    format!("provider `{id}`: api_key contains characters not allowed in a header"),
-                )
-            })?;
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
-        }
-        for (name, value) in extra_headers {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                Error::new(
-                    ErrorKind::BadRequest,
-                    format!("provider `{id}`: `{name}` is not a valid header name"),
-                )
-            })?;
-            let value = HeaderValue::from_str(value).map_err(|_| {
-                Error::new(
-                    ErrorKind::BadRequest,
-                    format!("provider `{id}`: the value of header `{name}` is not valid"),
-                )
-            })?;
-            headers.insert(name, value);
-        }
+        let auth = api_key
+            .filter(|k| !k.is_empty())
+            .map(|k| ("authorization", format!("Bearer {k}")));
+        let headers = base_headers(id, auth, &[], extra_headers)?;
         Ok(OpenAiProvider {
             id: id.to_owned(),
             kind,
@@ -452,9 +431,9 @@ mod tests {
     #[test]
     fn retry_after_headers() {
         let mut h = HeaderMap::new();
-        h.insert("retry-after", HeaderValue::from_static("2"));
+        h.insert("retry-after", http::HeaderValue::from_static("2"));
         assert_eq!(retry_after(&h), Some(std::time::Duration::from_secs(2)));
-        h.insert("retry-after-ms", HeaderValue::from_static("150"));
+        h.insert("retry-after-ms", http::HeaderValue::from_static("150"));
         assert_eq!(retry_after(&h), Some(std::time::Duration::from_millis(150)));
     }
 }
