@@ -16,7 +16,6 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-import openai
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -157,14 +156,6 @@ server: {{ listen: "127.0.0.1:0", database: "sqlite://{workdir / 'gw.db'}", auth
         yield service
     finally:
         service.stop()
-
-
-@pytest.fixture(scope="session")
-def client(gateway: Service) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(
-        base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0, timeout=30.0
-    ) as c:
-        yield c
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jsonschema
 import referencing
@@ -70,3 +70,55 @@ def openai_validator(schema_name: str) -> jsonschema.Draft202012Validator:
 def anthropic_validator(schema_name: str) -> jsonschema.Draft202012Validator:
     """A validator for `#/components/schemas/<schema_name>` of the Anthropic spec."""
     return _validator(ANTHROPIC_SPEC, schema_name)
+
+
+try:
+    import httpx2 as httpx
+except ImportError:  # pragma: no cover - depends on the pinned SDK
+    import httpx
+
+
+class ValidatingTransport(httpx.HTTPTransport):
+    """Reads every answer to a path ending in `path_suffix` whole, passes it to
+    `check(status, content_type, body)`, which returns what is wrong with it, and gives the SDK
+    an identical response. Problems are collected rather than raised (an exception here would
+    reach the test as a connection error); a test fixture asserts there are none."""
+
+    def __init__(self, path_suffix: str, check: Callable[[int, str, bytes], list[str]]) -> None:
+        super().__init__()
+        self.path_suffix = path_suffix
+        self.check = check
+        self.problems: list[str] = []
+        self.checked = 0
+
+    def handle_request(self, request):
+        response = super().handle_request(request)
+        if not request.url.path.endswith(self.path_suffix):
+            return response
+        body = response.read()
+        response.close()
+        self.problems.extend(
+            self.check(response.status_code, response.headers.get("content-type", ""), body)
+        )
+        self.checked += 1
+        headers = [
+            (k, v)
+            for k, v in response.headers.multi_items()
+            if k.lower() not in ("content-length", "transfer-encoding", "content-encoding")
+        ]
+        return httpx.Response(response.status_code, headers=headers, content=body)
+
+
+def sse_data(body: str) -> list[tuple[str | None, str]]:
+    """`(event name, data)` of each event of an SSE body (CRLF or LF framing)."""
+    events = []
+    for block in body.replace("\r\n", "\n").split("\n\n"):
+        name, data = None, []
+        for line in block.split("\n"):
+            if line.startswith("event:"):
+                name = line[len("event:") :].strip()
+            elif line.startswith("data:"):
+                data.append(line[len("data:") :].lstrip())
+        if data:
+            events.append((name, "\n".join(data)))
+    return events

@@ -11,6 +11,8 @@ import json
 import openai
 import pytest
 
+from openapi_schemas import OPENAI_SPEC, ValidatingTransport, openai_validator, sse_data
+
 # openai>=3 is built on `httpx2` (the successor of `httpx`); older releases on `httpx`.
 try:
     import httpx2 as httpx
@@ -37,6 +39,50 @@ WEATHER_TOOL = {
 # What the mock derives from WEATHER_TOOL's schema: the first enum value, "mock" for strings, 1.
 WEATHER_ARGS = {"city": "mock", "unit": "celsius", "days": 1}
 ERROR_KEYS = {"message", "type", "param", "code"}
+
+
+def check_chat_answer(status: int, content_type: str, body: bytes) -> list[str]:
+    """What in one `/v1/chat/completions` answer breaks OpenAI's schemas."""
+    if status != 200:
+        return []  # error bodies are checked field by field in the tests below
+    if not content_type.startswith("text/event-stream"):
+        validator = openai_validator("CreateChatCompletionResponse")
+        return [e.message for e in validator.iter_errors(json.loads(body))]
+    validator = openai_validator("CreateChatCompletionStreamResponse")
+    problems = []
+    for _, data in sse_data(body.decode("utf-8")):
+        chunk = None if data == "[DONE]" else json.loads(data)
+        if chunk is not None and "error" not in chunk:
+            problems.extend(e.message for e in validator.iter_errors(chunk))
+    return problems
+
+
+@pytest.fixture(scope="module")
+def transport() -> ValidatingTransport:
+    check = check_chat_answer if OPENAI_SPEC.is_file() else (lambda *_: [])
+    return ValidatingTransport("/v1/chat/completions", check)
+
+
+@pytest.fixture(scope="module")
+def client(gateway, transport) -> openai.OpenAI:
+    """The official SDK with every answer it reads checked against OpenAI's schemas."""
+    with openai.OpenAI(
+        base_url=f"{gateway.url}/v1",
+        api_key="unused",
+        max_retries=0,
+        timeout=30.0,
+        http_client=httpx.Client(transport=transport, trust_env=False),
+    ) as c:
+        yield c
+
+
+@pytest.fixture(autouse=True)
+def answers_follow_the_spec(transport: ValidatingTransport):
+    transport.problems.clear()
+    yield
+    assert not transport.problems, "answers that break OpenAI's schemas:\n" + "\n".join(
+        transport.problems
+    )
 
 
 @pytest.fixture(scope="module")
@@ -330,3 +376,9 @@ def test_gateway_still_serves_after_errors(client, gateway, mock_server):
     )
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert text == "and streaming"
+
+
+def test_spec_validation_ran(transport):
+    if not OPENAI_SPEC.is_file():
+        pytest.skip(f"OpenAI spec not found at {OPENAI_SPEC}: answers were not validated")
+    assert transport.checked >= 8, transport.checked
