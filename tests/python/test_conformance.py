@@ -438,3 +438,25 @@ def test_fixture_replays_with_the_same_meaning(case_dir: Path, replay_gateway: S
         got = _got_from_completion(completion)
     _compare(expected, got)
     _validate_raw(replay_gateway.url, model, stream)
+
+
+@pytest.mark.parametrize(
+    ("model", "params", "param"),
+    [
+        ("anthropic/fixture--anthropic--messages-text", {"logprobs": True}, "logprobs"),
+        ("anthropic/fixture--anthropic--messages-text", {"n": 2}, "n"),
+        ("anthropic/fixture--anthropic--messages-text", {"seed": 7}, "seed"),
+        ("gemini/fixture--gemini--generate-thinking", {"logit_bias": {"50256": -100}}, "logit_bias"),
+    ],
+)
+def test_parameters_a_provider_cannot_honour_are_refused(
+    replay_gateway: Service, model: str, params: dict, param: str
+) -> None:
+    client = openai.OpenAI(
+        base_url=f"{replay_gateway.url}/v1", api_key="unused", max_retries=0, timeout=30.0
+    )
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "hi"}], **params
+        )
+    assert info.value.param == param, info.value.body
