@@ -374,6 +374,22 @@ def _validate_raw(gateway_url: str, model: str, stream: bool) -> None:
         validator.validate(chunk)
 
 
+def _stream_error(event: tuple[str, str]) -> dict | None:
+    """The error object of an error event inside a 200 stream (Anthropic `event: error`, an
+    OpenAI-compatible `data: {"error": ...}`, a Google error object), else None."""
+    name, data = event
+    if data == "[DONE]":
+        return None
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return None
+    error = value.get("error") if isinstance(value, dict) else None
+    if name == "error" or isinstance(error, dict):
+        return error if isinstance(error, dict) else {"message": str(error)}
+    return None
+
+
 @pytest.mark.parametrize("case_dir", _cases())
 def test_fixture_replays_with_the_same_meaning(case_dir: Path, replay_gateway: Service) -> None:
     meta = json.loads((case_dir / "meta.json").read_text(encoding="utf-8"))
@@ -402,11 +418,7 @@ def test_fixture_replays_with_the_same_meaning(case_dir: Path, replay_gateway: S
         return
 
     events = None if is_bare_json else list(_sse_events(raw))
-    in_stream_error = None
-    if events and provider == "anthropic":
-        in_stream_error = next(
-            (json.loads(d)["error"] for n, d in events if n == "error"), None
-        )
+    in_stream_error = next((e for e in map(_stream_error, events or []) if e), None)
     if in_stream_error:
         chunks: list[Any] = []
         with pytest.raises(openai.APIError) as info:
