@@ -87,16 +87,103 @@ pub struct ProviderConfig {
     /// Total timeout of one request to this provider, overriding `router.timeout_ms`.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Time to the first byte of this provider's answers, overriding `router.ttft_timeout_ms`.
+    #[serde(default)]
+    pub ttft_timeout_ms: Option<u64>,
 }
 
-/// A model alias: one name, several `provider/model` targets tried in order.
+/// A model alias: one name, several `provider/model` targets, grouped by priority and ordered
+/// within a group by the alias's strategy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelAlias {
     /// The name clients send as `model`.
     pub name: String,
-    /// `provider/model` targets, in fallback order.
-    pub targets: Vec<String>,
+    /// The targets: `provider/model` strings or `{target, weight, priority}` objects.
+    pub targets: Vec<AliasTarget>,
+    /// How targets of equal priority are ordered for each request.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// Keep requests that share a session or a long prompt prefix on the same target, so the
+    /// provider's prompt cache stays warm.
+    #[serde(default = "default_true")]
+    pub sticky: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// One target of an alias.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a `provider/model` string or a `{target, weight, priority}` object"
+)]
+pub enum AliasTarget {
+    /// `provider/model`, weight 1, priority by position (`fallback`) or 0 (other strategies).
+    Name(String),
+    /// A target with its weight and priority.
+    Weighted(WeightedTarget),
+}
+
+/// A target with an explicit weight and priority.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedTarget {
+    /// `provider/model`.
+    pub target: String,
+    /// Share of the traffic of its priority group under `weighted` (default 1).
+    #[serde(default = "default_weight")]
+    pub weight: f64,
+    /// Lower is tried first; targets of equal priority form one balanced group.
+    #[serde(default)]
+    pub priority: Option<i64>,
+}
+
+fn default_weight() -> f64 {
+    1.0
+}
+
+impl AliasTarget {
+    /// The `provider/model` string.
+    pub fn target(&self) -> &str {
+        match self {
+            AliasTarget::Name(t) => t,
+            AliasTarget::Weighted(w) => &w.target,
+        }
+    }
+
+    /// The weight (1 unless given).
+    pub fn weight(&self) -> f64 {
+        match self {
+            AliasTarget::Name(_) => 1.0,
+            AliasTarget::Weighted(w) => w.weight,
+        }
+    }
+
+    /// The explicit priority, if given.
+    pub fn priority(&self) -> Option<i64> {
+        match self {
+            AliasTarget::Name(_) => None,
+            AliasTarget::Weighted(w) => w.priority,
+        }
+    }
+}
+
+/// How an alias orders targets of equal priority.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// In the order listed: each target is the next one's fallback.
+    #[default]
+    Fallback,
+    /// Random order weighted by `weight`.
+    Weighted,
+    /// Lowest moving-average time to first byte first.
+    LeastLatency,
+    /// Fewest requests in flight first.
+    LeastBusy,
 }
 
 /// Routing settings.
@@ -105,13 +192,22 @@ pub struct ModelAlias {
 pub struct RouterConfig {
     /// Extra tries of a target after a retryable failure, before moving to the next target.
     pub retries: u32,
-    /// Total time allowed for one upstream request (for a stream: until its first byte and
-    /// between two reads), in milliseconds.
+    /// Total time allowed for one attempt, in milliseconds (for a stream: also the longest
+    /// wait between two events).
     pub timeout_ms: u64,
     /// Time allowed to open a connection, in milliseconds.
     pub connect_timeout_ms: u64,
-    /// How long a failing target is left out, in seconds.
-    pub cooldown_s: u64,
+    /// Time allowed until the first byte of the answer (a stream's first chunk), in
+    /// milliseconds; defaults to `timeout_ms`.
+    pub ttft_timeout_ms: Option<u64>,
+    /// The longest `Retry-After` honoured, in milliseconds.
+    pub retry_after_cap_ms: u64,
+    /// Base of the exponential backoff between retries, in milliseconds.
+    pub backoff_base_ms: u64,
+    /// How long a target whose circuit opened is left out, in seconds.
+    pub cooldown_s: f64,
+    /// Consecutive failures of a target that open its circuit.
+    pub cooldown_failures: u32,
 }
 
 impl Default for RouterConfig {
@@ -120,7 +216,11 @@ impl Default for RouterConfig {
             retries: 2,
             timeout_ms: 60_000,
             connect_timeout_ms: 10_000,
-            cooldown_s: 30,
+            ttft_timeout_ms: None,
+            retry_after_cap_ms: 30_000,
+            backoff_base_ms: 500,
+            cooldown_s: 30.0,
+            cooldown_failures: 3,
         }
     }
 }
@@ -292,6 +392,14 @@ impl Config {
                 ));
             }
             for (j, target) in alias.targets.iter().enumerate() {
+                let weight = target.weight();
+                if !(weight.is_finite() && weight > 0.0) {
+                    return Err(ConfigError::invalid(
+                        format!("models[{i}].targets[{j}].weight"),
+                        format!("{weight} is not a positive number"),
+                    ));
+                }
+                let target = target.target();
                 match target.split_once('/') {
                     Some((p, m)) if !p.is_empty() && !m.is_empty() => {}
                     _ => {
@@ -302,6 +410,18 @@ impl Config {
                     }
                 }
             }
+        }
+        if !(self.router.cooldown_s.is_finite() && self.router.cooldown_s >= 0.0) {
+            return Err(ConfigError::invalid(
+                "router.cooldown_s",
+                format!("{} is not a number of seconds", self.router.cooldown_s),
+            ));
+        }
+        if self.router.cooldown_failures == 0 {
+            return Err(ConfigError::invalid(
+                "router.cooldown_failures",
+                "must be at least 1",
+            ));
         }
         if self.router.timeout_ms == 0 {
             return Err(ConfigError::invalid(

@@ -10,12 +10,15 @@ use std::time::{Duration, Instant};
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, Strategy};
 use crate::error::{Attempt, Error, ErrorKind, Result};
 use crate::providers::anthropic::AnthropicProvider;
 use crate::providers::gemini::GeminiProvider;
 use crate::providers::openai::OpenAiProvider;
 use crate::providers::{Provider, ProviderType, StreamContext, StreamDecoder};
+use crate::router::{
+    self, AliasPlan, Decision, InFlight, PlannedTarget, Router, TargetState, classify,
+};
 use crate::transport::{SseStream, Transport, sse_events};
 use crate::types::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, ContentPart,
@@ -31,6 +34,9 @@ pub struct Route {
     pub model: String,
     /// Every attempt, failed ones first, the successful one last.
     pub attempts: Vec<Attempt>,
+    /// Targets left out because their circuit was open (`provider/model`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 /// A completion together with the route that produced it.
@@ -50,12 +56,18 @@ impl<T> std::ops::Deref for Routed<T> {
 }
 
 /// One `provider/model` target of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Target {
     /// Provider id.
     pub provider: String,
     /// Model name at that provider.
     pub model: String,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.provider, self.model)
+    }
 }
 
 /// A provider entry as the gateway holds it: its adapter, or why it cannot be used.
@@ -65,6 +77,7 @@ struct ProviderEntry {
     adapter: Option<Arc<dyn Provider>>,
     problem: Option<String>,
     timeout: Duration,
+    ttft_timeout: Option<Duration>,
 }
 
 /// Health of one provider, as `GET /health` reports it.
@@ -90,6 +103,8 @@ pub struct HealthReport {
     pub status: String,
     /// Per-provider checks.
     pub providers: Vec<ProviderHealth>,
+    /// Routing state of every target used so far (circuit, load, latency).
+    pub targets: Vec<TargetState>,
 }
 
 impl HealthReport {
@@ -122,8 +137,9 @@ pub struct Gateway {
 struct Inner {
     config: Config,
     providers: BTreeMap<String, ProviderEntry>,
-    aliases: HashMap<String, Vec<Target>>,
+    aliases: HashMap<String, AliasPlan>,
     transport: Transport,
+    router: Router,
 }
 
 impl Gateway {
@@ -152,7 +168,7 @@ impl Gateway {
                 .timeout_ms
                 .map(Duration::from_millis)
                 .unwrap_or(default_timeout);
-            let entry = build_entry(
+            let mut entry = build_entry(
                 id,
                 kind,
                 p.api_base.as_deref(),
@@ -160,6 +176,7 @@ impl Gateway {
                 &headers,
                 timeout,
             )?;
+            entry.ttft_timeout = p.ttft_timeout_ms.map(Duration::from_millis);
             providers.insert(id.clone(), entry);
         }
         for kind in ProviderType::all() {
@@ -192,7 +209,8 @@ impl Gateway {
         let mut aliases = HashMap::new();
         for (i, alias) in config.models.iter().enumerate() {
             let mut targets = Vec::new();
-            for (j, t) in alias.targets.iter().enumerate() {
+            for (j, entry) in alias.targets.iter().enumerate() {
+                let t = entry.target();
                 let (provider, model) = t.split_once('/').unwrap_or((t, ""));
                 if !providers.contains_key(provider) {
                     return Err(Error::new(
@@ -202,19 +220,38 @@ impl Gateway {
                         ),
                     ));
                 }
-                targets.push(Target {
-                    provider: provider.to_owned(),
-                    model: model.to_owned(),
+                // Under `fallback` the list order is the priority; balanced strategies put
+                // every target in one group unless a priority is given.
+                let default_priority = match alias.strategy {
+                    Strategy::Fallback => i64::try_from(j).unwrap_or(i64::MAX),
+                    _ => 0,
+                };
+                targets.push(PlannedTarget {
+                    target: Target {
+                        provider: provider.to_owned(),
+                        model: model.to_owned(),
+                    },
+                    weight: entry.weight(),
+                    priority: entry.priority().unwrap_or(default_priority),
                 });
             }
-            aliases.insert(alias.name.clone(), targets);
+            aliases.insert(
+                alias.name.clone(),
+                AliasPlan {
+                    targets,
+                    strategy: alias.strategy,
+                    sticky: alias.sticky,
+                },
+            );
         }
+        let router = Router::new(config.router.clone());
         Ok(Gateway {
             inner: Arc::new(Inner {
                 config,
                 providers,
                 aliases,
                 transport,
+                router,
             }),
         })
     }
@@ -236,17 +273,22 @@ impl Gateway {
         self.inner.providers.values().any(|p| p.problem.is_none())
     }
 
-    /// The ordered targets for `model` plus the request's fallback `models`.
+    /// The targets for `model` plus the request's fallback `models`, in the order they will be
+    /// tried for this request (priority groups, strategy, stickiness).
     pub fn resolve(&self, request: &ChatCompletionRequest) -> Result<Vec<Target>> {
+        self.plan(request, router::sticky_key(request))
+    }
+
+    fn plan(&self, request: &ChatCompletionRequest, sticky: Option<u64>) -> Result<Vec<Target>> {
         if request.model.trim().is_empty() {
             return Err(Error::invalid_param(
                 "model",
                 "`model` is required and must not be empty",
             ));
         }
-        let mut targets = self.resolve_one(&request.model, "model")?;
+        let mut targets = self.resolve_one(&request.model, "model", sticky)?;
         for (i, m) in request.models.iter().flatten().enumerate() {
-            for t in self.resolve_one(m, &format!("models[{i}]"))? {
+            for t in self.resolve_one(m, &format!("models[{i}]"), sticky)? {
                 if !targets.contains(&t) {
                     targets.push(t);
                 }
@@ -255,9 +297,9 @@ impl Gateway {
         Ok(targets)
     }
 
-    fn resolve_one(&self, model: &str, param: &str) -> Result<Vec<Target>> {
-        if let Some(targets) = self.inner.aliases.get(model) {
-            return Ok(targets.clone());
+    fn resolve_one(&self, model: &str, param: &str, sticky: Option<u64>) -> Result<Vec<Target>> {
+        if let Some(alias) = self.inner.aliases.get(model) {
+            return Ok(self.inner.router.order(alias, sticky));
         }
         let not_found = |hint: String| Error::model_not_found(model, &hint).with_param(param);
         match model.split_once('/') {
@@ -328,11 +370,11 @@ impl Gateway {
         validate_request(&request)?;
         request.stream = None;
         request.stream_options = None;
-        let targets = self.resolve(&request)?;
-        let retries = self.inner.config.router.retries;
-        self.run_targets(&targets, retries, |target| {
+        let sticky = router::sticky_key(&request);
+        let targets = self.plan(&request, sticky)?;
+        self.run_targets(&targets, sticky, |target, in_flight| {
             let request = &request;
-            async move { self.chat_once(request, target).await }
+            async move { self.chat_once(request, target, in_flight).await }
         })
         .await
         .map(|(mut response, route)| {
@@ -360,8 +402,8 @@ impl Gateway {
     pub async fn chat_stream(&self, mut request: ChatCompletionRequest) -> Result<ChatStream> {
         validate_request(&request)?;
         request.stream = Some(true);
-        let targets = self.resolve(&request)?;
-        let retries = self.inner.config.router.retries;
+        let sticky = router::sticky_key(&request);
+        let targets = self.plan(&request, sticky)?;
         let context = StreamContext {
             include_usage: request
                 .stream_options
@@ -370,9 +412,9 @@ impl Gateway {
                 .unwrap_or(false),
         };
         let (started, route) = self
-            .run_targets(&targets, retries, |target| {
+            .run_targets(&targets, sticky, |target, in_flight| {
                 let request = &request;
-                async move { self.stream_once(request, target, context).await }
+                async move { self.stream_once(request, target, context, in_flight).await }
             })
             .await?;
         Ok(ChatStream {
@@ -381,28 +423,47 @@ impl Gateway {
         })
     }
 
-    /// Runs `attempt` over the targets in order with up to `retries` extra tries of each on
-    /// retryable failures; errors that no other target can fix (a bad request) end at once.
+    /// Tries the targets in order (see [`router`] for the classification table and the
+    /// circuits): retry-class failures are retried on the same target up to `router.retries`
+    /// times, next-target failures move on, fail-now errors end the request. Targets whose
+    /// circuit is open are skipped; if that leaves none, the one that reopens first is tried.
     async fn run_targets<'a, T, F, Fut>(
         &'a self,
         targets: &'a [Target],
-        retries: u32,
+        sticky: Option<u64>,
         mut attempt: F,
     ) -> Result<(T, Route)>
     where
-        F: FnMut(&'a Target) -> Fut,
-        Fut: std::future::Future<Output = Result<T>>,
+        F: FnMut(&'a Target, InFlight) -> Fut,
+        Fut: std::future::Future<Output = Result<(T, Duration)>>,
     {
+        let router = &self.inner.router;
+        let retries = self.inner.config.router.retries;
         let mut attempts = Vec::new();
-        let mut last_error: Option<Error> = None;
-        for target in targets {
+        let mut skipped: Vec<&Target> = Vec::new();
+        let mut errors: Vec<Error> = Vec::new();
+        let mut queue: Vec<(&Target, bool)> = targets.iter().map(|t| (t, false)).collect();
+        let mut next = 0;
+        while next < queue.len() {
+            let (target, force) = queue[next];
+            next += 1;
             let mut tries = 0;
             loop {
+                let Some(in_flight) = router.admit(target, force) else {
+                    if tries == 0 {
+                        skipped.push(target);
+                    }
+                    break;
+                };
                 let started = Instant::now();
-                let outcome = attempt(target).await;
+                let outcome = attempt(target, in_flight).await;
                 let latency_ms = elapsed_ms(started);
                 match outcome {
-                    Ok(value) => {
+                    Ok((value, ttfb)) => {
+                        router.record_success(target, ttfb);
+                        if let Some(key) = sticky {
+                            router.remember(key, target);
+                        }
                         attempts.push(Attempt {
                             provider: target.provider.clone(),
                             model: target.model.clone(),
@@ -411,65 +472,91 @@ impl Gateway {
                             error_message: None,
                             latency_ms,
                         });
-                        return Ok((
-                            value,
-                            Route {
-                                provider: target.provider.clone(),
-                                model: target.model.clone(),
-                                attempts,
-                            },
-                        ));
+                        let route = Route {
+                            provider: target.provider.clone(),
+                            model: target.model.clone(),
+                            attempts,
+                            skipped: skipped.iter().map(|t| t.to_string()).collect(),
+                        };
+                        return Ok((value, route));
                     }
                     Err(err) => {
-                        let status =
-                            (!matches!(err.kind(), ErrorKind::Connection | ErrorKind::Timeout)
-                                || err.status() < 500)
-                                .then_some(err.status());
+                        router.record_failure(target, &err);
+                        let answered =
+                            !matches!(err.kind(), ErrorKind::Connection | ErrorKind::Timeout)
+                                || err.status() < 500;
                         attempts.push(Attempt {
                             provider: target.provider.clone(),
                             model: target.model.clone(),
-                            status,
+                            status: answered.then_some(err.status()),
                             error_type: err.to_body().error.kind,
                             error_message: Some(err.message().to_owned()),
                             latency_ms,
                         });
-                        let retryable = err.is_retryable();
-                        let next_target_helps = retryable
-                            || matches!(
-                                err.kind(),
-                                ErrorKind::Authentication
-                                    | ErrorKind::PermissionDenied
-                                    | ErrorKind::NotFound
-                            );
-                        if !next_target_helps {
+                        let decision = classify(&err);
+                        if decision == Decision::FailNow {
                             return Err(err.with_attempts(attempts));
                         }
-                        if retryable && tries < retries {
-                            tokio::time::sleep(backoff(tries, err.retry_after())).await;
-                            tries += 1;
-                            continue;
+                        let retry = decision == Decision::RetryThenNext && tries < retries;
+                        let wait = router.backoff(tries, err.retry_after());
+                        errors.push(err);
+                        if !retry {
+                            break;
                         }
-                        last_error = Some(err);
-                        break;
+                        tokio::time::sleep(wait).await;
+                        tries += 1;
                     }
                 }
             }
+            if next == queue.len() && errors.is_empty() && !skipped.is_empty() {
+                // Every target is cooling down: try the one that reopens first rather than
+                // refuse the request.
+                let soonest = skipped.iter().min_by_key(|t| router.reopens_at(t)).copied();
+                if let Some(t) =
+                    soonest.filter(|t| !queue[..next].iter().any(|(q, f)| q == t && *f))
+                {
+                    queue.push((t, true));
+                }
+            }
         }
-        let err = last_error.unwrap_or_else(|| {
-            Error::new(
-                ErrorKind::ServiceUnavailable,
-                "no target could serve the request",
-            )
-        });
-        Err(err.with_attempts(attempts))
+        Err(most_relevant(errors).with_attempts(attempts))
+    }
+
+    /// The first-byte and total time limits of one attempt: the request's own, else the
+    /// provider's, else the router's.
+    fn time_limits(
+        &self,
+        entry: &ProviderEntry,
+        request: &ChatCompletionRequest,
+    ) -> (Duration, Duration) {
+        let total = request
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(entry.timeout);
+        let first_byte = request
+            .ttft_timeout_ms
+            .map(Duration::from_millis)
+            .or(entry.ttft_timeout)
+            .or(self
+                .inner
+                .config
+                .router
+                .ttft_timeout_ms
+                .map(Duration::from_millis))
+            .unwrap_or(total)
+            .min(total);
+        (first_byte, total)
     }
 
     async fn chat_once(
         &self,
         request: &ChatCompletionRequest,
         target: &Target,
-    ) -> Result<ChatCompletion> {
+        _in_flight: InFlight,
+    ) -> Result<(ChatCompletion, Duration)> {
         let (entry, adapter) = self.adapter(target)?;
+        let (first_byte, total) = self.time_limits(entry, request);
+        let started = Instant::now();
         let inlined;
         let request = if adapter.needs_image_bytes() {
             inlined = self.inline_images(request).await?;
@@ -479,20 +566,18 @@ impl Gateway {
         };
         let upstream = adapter.encode_chat(request, &target.model, false)?;
         let transport = &self.inner.transport;
-        let deadline = Instant::now() + entry.timeout;
-        let response = transport
-            .send(adapter.id(), upstream, entry.timeout)
-            .await?;
+        let response = transport.send(adapter.id(), upstream, first_byte).await?;
+        let ttfb = started.elapsed();
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let remaining = deadline.saturating_duration_since(Instant::now());
+        let remaining = (started + total).saturating_duration_since(Instant::now());
         let body = transport
             .read_body(adapter.id(), response, remaining)
             .await?;
         if !(200..300).contains(&status) {
             return Err(adapter.decode_error(status, &headers, &body));
         }
-        adapter.decode_chat(&body)
+        Ok((adapter.decode_chat(&body)?, ttfb))
     }
 
     async fn stream_once(
@@ -500,8 +585,11 @@ impl Gateway {
         request: &ChatCompletionRequest,
         target: &Target,
         context: StreamContext,
-    ) -> Result<ChunkStream> {
+        in_flight: InFlight,
+    ) -> Result<(ChunkStream, Duration)> {
         let (entry, adapter) = self.adapter(target)?;
+        let (first_byte, total) = self.time_limits(entry, request);
+        let started = Instant::now();
         let inlined;
         let request = if adapter.needs_image_bytes() {
             inlined = self.inline_images(request).await?;
@@ -511,14 +599,11 @@ impl Gateway {
         };
         let upstream = adapter.encode_chat(request, &target.model, true)?;
         let transport = &self.inner.transport;
-        let deadline = Instant::now() + entry.timeout;
-        let response = transport
-            .send(adapter.id(), upstream, entry.timeout)
-            .await?;
+        let response = transport.send(adapter.id(), upstream, first_byte).await?;
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
             let headers = response.headers().clone();
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            let remaining = (started + total).saturating_duration_since(Instant::now());
             let body = transport
                 .read_body(adapter.id(), response, remaining)
                 .await?;
@@ -529,14 +614,15 @@ impl Gateway {
             adapter.stream_decoder(context),
             adapter.id().to_owned(),
             target.model.clone(),
+            in_flight,
         );
         // Wait for the first chunk here, so that a failure before any byte reaches the client
         // can still fall back to the next target.
-        let remaining = deadline.saturating_duration_since(Instant::now());
+        let remaining = (started + first_byte).saturating_duration_since(Instant::now());
         match tokio::time::timeout(remaining, stream.next()).await {
             Ok(Some(Ok(first))) => {
                 stream.pending.push_front(first);
-                Ok(stream)
+                Ok((stream, started.elapsed()))
             }
             Ok(Some(Err(e))) => Err(e),
             Ok(None) => Err(Error::new(
@@ -549,7 +635,7 @@ impl Gateway {
                 format!(
                     "provider `{}` sent no stream event within {} ms",
                     adapter.id(),
-                    entry.timeout.as_millis()
+                    first_byte.as_millis()
                 ),
             )
             .with_provider(adapter.id())),
@@ -614,6 +700,12 @@ impl Gateway {
         entries
     }
 
+    /// The routing state of every target used so far: circuit, requests in flight, moving
+    /// average time to first byte, counts.
+    pub fn target_states(&self) -> Vec<TargetState> {
+        self.inner.router.snapshot()
+    }
+
     /// Checks every provider: its configuration, then a live model-list request.
     pub async fn health(&self) -> HealthReport {
         let mut probes: HashMap<String, (u64, Result<Vec<String>>)> = self
@@ -648,6 +740,7 @@ impl Gateway {
         HealthReport {
             status: status.to_owned(),
             providers,
+            targets: self.target_states(),
         }
     }
 
@@ -718,6 +811,7 @@ fn build_entry(
         adapter,
         problem,
         timeout,
+        ttft_timeout: None,
     })
 }
 
@@ -754,16 +848,21 @@ fn validate_request(request: &ChatCompletionRequest) -> Result<()> {
     Ok(())
 }
 
-/// Exponential backoff with jitter (0.5 s, 1 s, 2 s, ... up to 8 s), or the provider's own
-/// `Retry-After` when it sent one, capped at 30 s.
-fn backoff(tries: u32, retry_after: Option<Duration>) -> Duration {
-    if let Some(wait) = retry_after {
-        return wait.min(Duration::from_secs(30));
+/// Of the errors of a failed request, the one to report: the last that a provider answered
+/// with (its status and message say most), else the last.
+fn most_relevant(mut errors: Vec<Error>) -> Error {
+    let answered = errors
+        .iter()
+        .rposition(|e| !matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout));
+    match answered {
+        Some(i) => errors.swap_remove(i),
+        None => errors.pop().unwrap_or_else(|| {
+            Error::new(
+                ErrorKind::ServiceUnavailable,
+                "no target could serve the request",
+            )
+        }),
     }
-    let base = 0.5 * 2f64.powi(tries.min(4) as i32);
-    // Jitter spreads the retries of many clients that failed together.
-    let jitter = 0.75 + 0.5 * fastrand::f64();
-    Duration::from_secs_f64((base * jitter).min(8.0))
 }
 
 fn elapsed_ms(started: Instant) -> u64 {
@@ -787,6 +886,8 @@ struct ChunkStream {
     model: String,
     pending: VecDeque<ChatCompletionChunk>,
     ended: bool,
+    /// Counts the stream as in flight on its target until it is dropped.
+    _in_flight: InFlight,
 }
 
 impl ChunkStream {
@@ -795,12 +896,14 @@ impl ChunkStream {
         decoder: Box<dyn StreamDecoder>,
         provider: String,
         model: String,
+        in_flight: InFlight,
     ) -> Self {
         ChunkStream {
             events,
             decoder,
             provider,
             model,
+            _in_flight: in_flight,
             pending: VecDeque::new(),
             ended: false,
         }

@@ -37,6 +37,7 @@ pub mod error;
 mod gateway;
 pub mod inbound;
 pub mod providers;
+pub mod router;
 mod transport;
 pub mod types;
 

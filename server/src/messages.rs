@@ -23,7 +23,7 @@ use opengateway::Error;
 use opengateway::inbound::anthropic::{MessagesRequest, MessagesStream, anthropic_error_body};
 
 use crate::error::error_headers;
-use crate::routes::{AppState, parse_json, route_headers};
+use crate::routes::{AppState, attempts_summary, parse_json, route_headers};
 
 /// The handler of `POST /v1/messages`.
 pub(crate) async fn messages(
@@ -44,7 +44,7 @@ pub(crate) async fn messages(
     };
     result.unwrap_or_else(|e| {
         tracing::warn!(
-            model = %model, status = e.status(), attempts = e.attempts().len(),
+            model = %model, status = e.status(), attempts = %attempts_summary(e.attempts()),
             latency_ms = started.elapsed().as_millis() as u64, error = %e, "messages failed"
         );
         anthropic_error(e)
@@ -60,7 +60,7 @@ async fn complete(
     let answer = state.gateway.messages(request).await?;
     tracing::info!(
         model = %model, provider = %answer.route.provider, upstream_model = %answer.route.model,
-        attempts = answer.route.attempts.len(), latency_ms = started.elapsed().as_millis() as u64,
+        attempts = %attempts_summary(&answer.route.attempts), latency_ms = started.elapsed().as_millis() as u64,
         "messages completed"
     );
     let mut response = Json(&answer.response).into_response();
@@ -84,7 +84,7 @@ async fn stream(
     let route = stream.route().clone();
     tracing::info!(
         model = %model, provider = %route.provider, upstream_model = %route.model,
-        attempts = route.attempts.len(), first_chunk_ms = started.elapsed().as_millis() as u64,
+        attempts = %attempts_summary(&route.attempts), first_chunk_ms = started.elapsed().as_millis() as u64,
         "messages stream started"
     );
     let mut response = Sse::new(sse_events(stream, model.to_owned(), started))

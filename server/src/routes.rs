@@ -119,6 +119,22 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Every attempt in one log field: `openai/gpt-4o:503 (12 ms), anthropic/claude:200 (340 ms)`.
+pub(crate) fn attempts_summary(attempts: &[opengateway::Attempt]) -> String {
+    attempts
+        .iter()
+        .map(|a| {
+            let outcome = match (a.status, &a.error_type) {
+                (Some(status), _) => status.to_string(),
+                (None, Some(kind)) => kind.clone(),
+                (None, None) => "?".to_owned(),
+            };
+            format!("{}/{}:{outcome} ({} ms)", a.provider, a.model, a.latency_ms)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(crate) fn route_headers(route: &Route, headers: &mut HeaderMap) {
     if let Ok(v) = HeaderValue::from_str(&route.provider) {
         headers.insert("x-opengateway-provider", v);
@@ -147,7 +163,7 @@ async fn chat_completions(
         let route = stream.route().clone();
         tracing::info!(
             model = %model, provider = %route.provider, upstream_model = %route.model,
-            attempts = route.attempts.len(), first_chunk_ms = started.elapsed().as_millis() as u64,
+            attempts = %attempts_summary(&route.attempts), first_chunk_ms = started.elapsed().as_millis() as u64,
             "chat stream started"
         );
         let mut response = Sse::new(sse_events(stream, model, started))
@@ -161,7 +177,7 @@ async fn chat_completions(
     })?;
     tracing::info!(
         model = %model, provider = %answer.route.provider, upstream_model = %answer.route.model,
-        attempts = answer.route.attempts.len(), latency_ms = started.elapsed().as_millis() as u64,
+        attempts = %attempts_summary(&answer.route.attempts), latency_ms = started.elapsed().as_millis() as u64,
         "chat completed"
     );
     let mut response = axum::Json(&answer.response).into_response();
@@ -177,7 +193,7 @@ async fn chat_completions(
 
 fn log_failure(model: &str, e: &opengateway::Error, started: Instant) {
     tracing::warn!(
-        model = %model, status = e.status(), attempts = e.attempts().len(),
+        model = %model, status = e.status(), attempts = %attempts_summary(e.attempts()),
         latency_ms = started.elapsed().as_millis() as u64, error = %e, "chat failed"
     );
 }

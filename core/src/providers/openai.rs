@@ -77,6 +77,9 @@ impl Provider for OpenAiProvider {
         let mut upstream = request.clone();
         upstream.model = model.to_owned();
         upstream.models = None;
+        upstream.session_id = None;
+        upstream.timeout_ms = None;
+        upstream.ttft_timeout_ms = None;
         upstream.stream = if stream {
             Some(true)
         } else {

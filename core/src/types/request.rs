@@ -99,6 +99,16 @@ pub struct ChatCompletionRequest {
     /// Never sent upstream.
     #[serde(default, alias = "fallbacks", skip_serializing_if = "Option::is_none")]
     pub models: Option<Vec<String>>,
+    /// opengateway: pins prompt-cache stickiness to this session. Never sent upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// opengateway: total time allowed for one attempt, in milliseconds. Never sent upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// opengateway: time allowed until the first byte (a stream's first chunk), in
+    /// milliseconds. Never sent upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_timeout_ms: Option<u64>,
     /// Every field not modelled above, passed through unchanged.
     #[serde(flatten)]
     pub extra: JsonObject,
