@@ -148,6 +148,9 @@ struct ErrorInner {
     provider: Option<String>,
     retry_after: Option<Duration>,
     attempts: Vec<Attempt>,
+    /// The provider answered with this error (an HTTP status of its own), rather than the
+    /// gateway failing to reach it or to read it.
+    from_provider: bool,
 }
 
 impl fmt::Display for Error {
@@ -173,6 +176,7 @@ impl Error {
                 provider: None,
                 retry_after: None,
                 attempts: Vec::new(),
+                from_provider: false,
             }),
         }
     }
@@ -217,6 +221,7 @@ impl Error {
         };
         err.inner.status = status;
         err.inner.provider = Some(provider.to_owned());
+        err.inner.from_provider = true;
         err
     }
 
@@ -289,6 +294,12 @@ impl Error {
     /// How long the provider asked callers to wait, if it said.
     pub fn retry_after(&self) -> Option<Duration> {
         self.inner.retry_after
+    }
+
+    /// Whether a provider answered with this error (its own HTTP status), as opposed to a
+    /// connection failure, a timeout or an unreadable answer.
+    pub fn is_provider_answer(&self) -> bool {
+        self.inner.from_provider
     }
 
     /// Every attempt the router made, in order.

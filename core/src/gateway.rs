@@ -449,18 +449,19 @@ impl Gateway {
             next += 1;
             let mut tries = 0;
             loop {
-                let Some(in_flight) = router.admit(target, force) else {
+                let Some(admitted) = router.admit(target, force) else {
                     if tries == 0 {
                         skipped.push(target);
                     }
                     break;
                 };
                 let started = Instant::now();
-                let outcome = attempt(target, in_flight).await;
+                let outcome = attempt(target, admitted.in_flight).await;
                 let latency_ms = elapsed_ms(started);
                 match outcome {
                     Ok((value, ttfb)) => {
                         router.record_success(target, ttfb);
+                        drop(admitted.probe);
                         if let Some(key) = sticky {
                             router.remember(key, target);
                         }
@@ -482,9 +483,10 @@ impl Gateway {
                     }
                     Err(err) => {
                         router.record_failure(target, &err);
-                        let answered =
-                            !matches!(err.kind(), ErrorKind::Connection | ErrorKind::Timeout)
-                                || err.status() < 500;
+                        drop(admitted.probe);
+                        // A status the provider sent, or a 4xx of the gateway's own; not the
+                        // 502/504 that stand for "no answer".
+                        let answered = err.is_provider_answer() || err.status() < 500;
                         attempts.push(Attempt {
                             provider: target.provider.clone(),
                             model: target.model.clone(),
@@ -848,13 +850,14 @@ fn validate_request(request: &ChatCompletionRequest) -> Result<()> {
     Ok(())
 }
 
-/// Of the errors of a failed request, the one to report: the last that a provider answered
-/// with (its status and message say most), else the last.
+/// Of the errors of a failed request, the one to report: the last that says a target cannot
+/// serve it (next-target class: 401, 403, 404, context length), which a later overload must not
+/// hide; else the last error.
 fn most_relevant(mut errors: Vec<Error>) -> Error {
-    let answered = errors
+    let hard = errors
         .iter()
-        .rposition(|e| !matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout));
-    match answered {
+        .rposition(|e| classify(e) == Decision::NextTarget);
+    match hard {
         Some(i) => errors.swap_remove(i),
         None => errors.pop().unwrap_or_else(|| {
             Error::new(

@@ -280,6 +280,29 @@ impl Drop for InFlight {
     }
 }
 
+/// The right to be a half-open circuit's one probe, held until the probe's outcome is recorded.
+#[derive(Debug)]
+pub(crate) struct ProbeToken {
+    stats: Arc<TargetStats>,
+}
+
+impl Drop for ProbeToken {
+    fn drop(&mut self) {
+        // Recording the outcome already released the probe; a probe dropped before that (its
+        // caller went away) must not keep the circuit half-open forever.
+        lock(&self.stats.circuit).probe_in_flight = false;
+    }
+}
+
+/// A request let through to a target.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    /// Counts the request in flight.
+    pub(crate) in_flight: InFlight,
+    /// Held by the caller until the outcome is recorded, when the request is a probe.
+    pub(crate) probe: Option<ProbeToken>,
+}
+
 /// One target of an alias with its balancing weight and priority.
 #[derive(Debug, Clone)]
 pub(crate) struct PlannedTarget {
@@ -413,15 +436,20 @@ impl Router {
 
     /// Lets a request through to `target` unless its circuit is open; `force` tries an open
     /// target anyway (every target of the request is open).
-    pub(crate) fn admit(&self, target: &Target, force: bool) -> Option<InFlight> {
+    pub(crate) fn admit(&self, target: &Target, force: bool) -> Option<Admitted> {
         let stats = self.stats(target);
-        match stats.admit(Instant::now(), self.cooldown(), force) {
-            Admission::Skip => None,
-            Admission::Normal | Admission::Probe => {
-                stats.in_flight.fetch_add(1, Ordering::Relaxed);
-                Some(InFlight { stats })
-            }
+        let admission = stats.admit(Instant::now(), self.cooldown(), force);
+        if admission == Admission::Skip {
+            return None;
         }
+        stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        let probe = (admission == Admission::Probe).then(|| ProbeToken {
+            stats: stats.clone(),
+        });
+        Some(Admitted {
+            in_flight: InFlight { stats },
+            probe,
+        })
     }
 
     /// When the open circuit of `target` lets a probe through (None when not open).
