@@ -90,6 +90,9 @@ pub struct ProviderConfig {
     /// Time to the first byte of this provider's answers, overriding `router.ttft_timeout_ms`.
     #[serde(default)]
     pub ttft_timeout_ms: Option<u64>,
+    /// Time to open a connection to this provider, overriding `router.connect_timeout_ms`.
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
 }
 
 /// A model alias: one name, several `provider/model` targets, grouped by priority and ordered

@@ -78,6 +78,9 @@ struct ProviderEntry {
     problem: Option<String>,
     timeout: Duration,
     ttft_timeout: Option<Duration>,
+    /// A client of its own when the provider sets `connect_timeout_ms` (reqwest fixes the
+    /// connect timeout per client); otherwise the gateway's shared one is used.
+    transport: Option<Transport>,
 }
 
 /// Health of one provider, as `GET /health` reports it.
@@ -177,6 +180,12 @@ impl Gateway {
                 timeout,
             )?;
             entry.ttft_timeout = p.ttft_timeout_ms.map(Duration::from_millis);
+            if let Some(connect) = p.connect_timeout_ms {
+                entry.transport = Some(Transport::new(
+                    Duration::from_millis(connect),
+                    Duration::from_millis(router.timeout_ms),
+                )?);
+            }
             providers.insert(id.clone(), entry);
         }
         for kind in ProviderType::all() {
@@ -567,7 +576,7 @@ impl Gateway {
             request
         };
         let upstream = adapter.encode_chat(request, &target.model, false)?;
-        let transport = &self.inner.transport;
+        let transport = entry.transport.as_ref().unwrap_or(&self.inner.transport);
         let response = transport.send(adapter.id(), upstream, first_byte).await?;
         let ttfb = started.elapsed();
         let status = response.status().as_u16();
@@ -600,7 +609,7 @@ impl Gateway {
             request
         };
         let upstream = adapter.encode_chat(request, &target.model, true)?;
-        let transport = &self.inner.transport;
+        let transport = entry.transport.as_ref().unwrap_or(&self.inner.transport);
         let response = transport.send(adapter.id(), upstream, first_byte).await?;
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
@@ -750,7 +759,10 @@ impl Gateway {
         let probes = self.inner.providers.iter().filter_map(|(id, entry)| {
             let adapter = entry.adapter.clone().filter(|_| entry.problem.is_none())?;
             let request = adapter.list_models_request()?;
-            let transport = self.inner.transport.clone();
+            let transport = entry
+                .transport
+                .clone()
+                .unwrap_or_else(|| self.inner.transport.clone());
             let id = id.clone();
             Some(async move {
                 let started = Instant::now();
@@ -814,6 +826,7 @@ fn build_entry(
         problem,
         timeout,
         ttft_timeout: None,
+        transport: None,
     })
 }
 

@@ -25,7 +25,7 @@ fn gateway(yaml: &str) -> Gateway {
 
 fn mock_gateway(mock: &MockServer, extra: &str) -> Gateway {
     gateway(&format!(
-        "providers:\n  mock: {{ type: openai, api_base: \"{}\", api_key: k }}\n  dead: {{ type: openai, api_base: \"{}\", api_key: k }}\nrouter: {{ retries: 0, timeout_ms: 5000 }}\n{extra}",
+        "providers:\n  mock: {{ type: openai, api_base: \"{}\", api_key: k, connect_timeout_ms: 2000 }}\n  dead: {{ type: openai, api_base: \"{}\", api_key: k }}\nrouter: {{ retries: 0, timeout_ms: 5000 }}\n{extra}",
         mock.base_url(),
         dead_base_url()
     ))
