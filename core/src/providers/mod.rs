@@ -1,6 +1,7 @@
-//! Provider adapters: one file per API family, each a pure translation between the canonical
-//! OpenAI shape and the provider's wire format. Adapters do no I/O; the gateway sends what they
-//! build and hands them what comes back.
+//! Provider adapters: one file per API family (a folder once it grows past about 1,500 lines, as
+//! `gemini/` has), each a pure translation between the canonical OpenAI shape and the provider's
+//! wire format. Adapters do no I/O; the gateway sends what they build and hands them what comes
+//! back.
 
 pub mod anthropic;
 pub mod gemini;
