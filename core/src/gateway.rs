@@ -486,7 +486,11 @@ impl Gateway {
                             provider: target.provider.clone(),
                             model: target.model.clone(),
                             attempts,
-                            skipped: skipped.iter().map(|t| t.to_string()).collect(),
+                            skipped: skipped
+                                .iter()
+                                .filter(|t| **t != target)
+                                .map(|t| t.to_string())
+                                .collect(),
                         };
                         return Ok((value, route));
                     }
