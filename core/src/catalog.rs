@@ -478,6 +478,14 @@ impl Catalog {
         self.models.insert(id.into(), info);
     }
 
+    /// A catalog of the given entries (`provider/model` → prices), e.g. a config's overrides.
+    pub fn from_models(models: BTreeMap<String, ModelInfo>) -> Catalog {
+        Catalog {
+            models,
+            aliases: BTreeMap::new(),
+        }
+    }
+
     /// Layers `other` on top: its fields override ours per entry, its new models and aliases are added.
     pub fn merge(&mut self, other: Catalog) {
         for (id, info) in other.models {

@@ -234,6 +234,9 @@ impl Default for RouterConfig {
 pub struct PricingConfig {
     /// A fee added on top of the provider cost, in percent.
     pub platform_fee_percent: f64,
+    /// Prices of your own per `provider-type/model` (LiteLLM field names, e.g.
+    /// `input_cost_per_token`), overriding or adding to the embedded catalog field by field.
+    pub models: BTreeMap<String, crate::catalog::ModelInfo>,
 }
 
 /// How the server authenticates callers.

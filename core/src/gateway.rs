@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 
+use crate::catalog::Catalog;
 use crate::config::{Config, Strategy};
 use crate::error::{Attempt, Error, ErrorKind, Result};
+use crate::pricing;
 use crate::providers::anthropic::AnthropicProvider;
 use crate::providers::gemini::GeminiProvider;
 use crate::providers::openai::OpenAiProvider;
@@ -143,6 +145,7 @@ struct Inner {
     aliases: HashMap<String, AliasPlan>,
     transport: Transport,
     router: Router,
+    catalog: Catalog,
 }
 
 impl Gateway {
@@ -254,6 +257,8 @@ impl Gateway {
             );
         }
         let router = Router::new(config.router.clone());
+        let mut catalog = Catalog::embedded().clone();
+        catalog.merge(Catalog::from_models(config.pricing.models.clone()));
         Ok(Gateway {
             inner: Arc::new(Inner {
                 config,
@@ -261,6 +266,7 @@ impl Gateway {
                 aliases,
                 transport,
                 router,
+                catalog,
             }),
         })
     }
@@ -392,7 +398,7 @@ impl Gateway {
                 response.model = route.model.clone();
             }
             if let Some(usage) = response.usage.as_mut() {
-                usage.cost.get_or_insert(0.0);
+                usage.cost = Some(self.price(&route.provider, &route.model).cost(usage));
             }
             // What the gateway emits follows OpenAI's schema even where a provider (or an older
             // OpenAI recording) does not: `refusal` is required, `system_fingerprint` a string.
@@ -537,6 +543,22 @@ impl Gateway {
         Err(most_relevant(errors).with_attempts(attempts))
     }
 
+    /// The prices of `provider/model` (by provider type, then model), and the platform fee.
+    fn price(&self, provider: &str, model: &str) -> PriceTag {
+        let catalog = &self.inner.catalog;
+        // The provider id first (a config's own prices for `local/llama`), then its type
+        // (`openai/gpt-4o` whatever the id).
+        let kind = self.inner.providers.get(provider).map(|e| e.kind.name());
+        let info = catalog
+            .lookup(provider, model)
+            .or_else(|| kind.and_then(|k| catalog.lookup(k, model)))
+            .cloned();
+        PriceTag {
+            info: info.map(Arc::new),
+            fee_percent: self.inner.config.pricing.platform_fee_percent,
+        }
+    }
+
     /// The first-byte and total time limits of one attempt: the request's own, else the
     /// provider's, else the router's.
     fn time_limits(
@@ -630,6 +652,7 @@ impl Gateway {
             adapter.id().to_owned(),
             target.model.clone(),
             in_flight,
+            self.price(&target.provider, &target.model),
         );
         // Wait for the first chunk here, so that a failure before any byte reaches the client
         // can still fall back to the next target.
@@ -896,6 +919,24 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// What a target's tokens cost: its catalog entry (none for a model the catalog does not know,
+/// which then costs 0) and the platform fee.
+#[derive(Debug, Clone)]
+struct PriceTag {
+    info: Option<Arc<crate::catalog::ModelInfo>>,
+    fee_percent: f64,
+}
+
+impl PriceTag {
+    /// The total cost of `usage` in USD.
+    fn cost(&self, usage: &crate::types::Usage) -> f64 {
+        self.info
+            .as_deref()
+            .map(|info| pricing::cost_of(info, usage, self.fee_percent).total_usd)
+            .unwrap_or(0.0)
+    }
+}
+
 /// A stream of chunks from one provider: SSE events decoded, translated, and stamped with the
 /// provider id and the usage cost.
 struct ChunkStream {
@@ -908,6 +949,8 @@ struct ChunkStream {
     ended: bool,
     /// Counts the stream as in flight on its target until it is dropped.
     _in_flight: InFlight,
+    /// Prices the usage chunk.
+    price: PriceTag,
 }
 
 impl ChunkStream {
@@ -917,6 +960,7 @@ impl ChunkStream {
         provider: String,
         model: String,
         in_flight: InFlight,
+        price: PriceTag,
     ) -> Self {
         ChunkStream {
             events,
@@ -924,6 +968,7 @@ impl ChunkStream {
             provider,
             model,
             _in_flight: in_flight,
+            price,
             pending: VecDeque::new(),
             ended: false,
         }
@@ -940,7 +985,7 @@ impl ChunkStream {
                 chunk.system_fingerprint = None;
             }
             if let Some(Some(usage)) = chunk.usage.as_mut() {
-                usage.cost.get_or_insert(0.0);
+                usage.cost = Some(self.price.cost(usage));
             }
         }
         chunks

@@ -37,6 +37,7 @@ pub mod config;
 pub mod error;
 mod gateway;
 pub mod inbound;
+pub mod pricing;
 pub mod providers;
 pub mod router;
 mod transport;

@@ -453,3 +453,41 @@ fn alias_targets_must_name_configured_providers() {
         err.message()
     );
 }
+
+#[tokio::test]
+async fn usage_is_costed_from_the_catalog_with_the_fee() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = gateway(&format!(
+        "providers:\n  openai: {{ type: openai, api_base: \"{}\", api_key: k }}\n  mine: {{ type: openai, api_base: \"{}\", api_key: k }}\npricing:\n  platform_fee_percent: 10\n  models:\n    mine/house-model: {{ input_cost_per_token: 0.000001, output_cost_per_token: 0.000004 }}\n",
+        mock.base_url(),
+        mock.base_url()
+    ));
+    let usage = json!({"prompt_tokens": 1000, "completion_tokens": 200,
+        "prompt_tokens_details": {"cached_tokens": 400}});
+    // gpt-4o: 600 uncached at $2.50/M, 400 cached at $1.25/M, 200 out at $10/M, plus 10 %.
+    let want = (600.0 * 2.5e-6 + 400.0 * 1.25e-6 + 200.0 * 1e-5) * 1.1;
+    let mut body = hello("openai/gpt-4o-2024-08-06");
+    body["mock"] = json!({"usage": usage});
+    let answer = gw.chat(request(body.clone())).await.unwrap();
+    let cost = answer.usage.as_ref().unwrap().cost.unwrap();
+    assert!((cost - want).abs() < 1e-12, "{cost} vs {want}");
+
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let (chunks, err) = collect(gw.chat_stream(request(body)).await.unwrap()).await;
+    assert!(err.is_none());
+    let cost = chunks.last().unwrap().usage().unwrap().cost.unwrap();
+    assert!((cost - want).abs() < 1e-12, "stream: {cost} vs {want}");
+
+    // Prices of one's own, by provider id; a model nobody prices costs 0.
+    let mut body = hello("mine/house-model");
+    body["mock"] = json!({"usage": {"prompt_tokens": 100, "completion_tokens": 50}});
+    let answer = gw.chat(request(body)).await.unwrap();
+    let cost = answer.usage.as_ref().unwrap().cost.unwrap();
+    assert!(
+        (cost - (100.0 * 1e-6 + 50.0 * 4e-6) * 1.1).abs() < 1e-12,
+        "{cost}"
+    );
+    let answer = gw.chat(request(hello("mine/unknown-model"))).await.unwrap();
+    assert_eq!(answer.usage.as_ref().unwrap().cost, Some(0.0));
+}

@@ -219,7 +219,10 @@ async fn stream_ends_at_body_end_with_usage() {
     assert!(last.choices.is_empty());
     let usage = last.usage().unwrap();
     assert_eq!((usage.prompt_tokens, usage.total_tokens), (5, 7));
-    assert_eq!(usage.cost, Some(0.0), "stamped by the gateway");
+    // Priced by the gateway from the catalog: gemini-2.5-flash at $0.30 in / $2.50 out per
+    // million tokens.
+    let cost = usage.cost.unwrap();
+    assert!((cost - (5.0 * 3e-7 + 2.0 * 2.5e-6)).abs() < 1e-12, "{cost}");
     assert!(chunks.iter().all(|c| c.id == "s-1"));
     let seen = seen.lock().unwrap();
     assert_eq!(
