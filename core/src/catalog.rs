@@ -478,6 +478,13 @@ impl Catalog {
         self.models.insert(id.into(), info);
     }
 
+    /// The embedded catalog with a configuration's own prices (`pricing.models`) layered on top.
+    pub fn for_config(config: &crate::config::Config) -> Catalog {
+        let mut catalog = Catalog::embedded().clone();
+        catalog.merge(Catalog::from_models(config.pricing.models.clone()));
+        catalog
+    }
+
     /// A catalog of the given entries (`provider/model` → prices), e.g. a config's overrides.
     pub fn from_models(models: BTreeMap<String, ModelInfo>) -> Catalog {
         Catalog {

@@ -257,8 +257,7 @@ impl Gateway {
             );
         }
         let router = Router::new(config.router.clone());
-        let mut catalog = Catalog::embedded().clone();
-        catalog.merge(Catalog::from_models(config.pricing.models.clone()));
+        let catalog = Catalog::for_config(&config);
         Ok(Gateway {
             inner: Arc::new(Inner {
                 config,

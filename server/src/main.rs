@@ -32,6 +32,8 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// Print the model catalog (with the config's own prices) as a table.
+    Models,
 }
 
 fn main() -> ExitCode {
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve { listen } => runtime.block_on(serve(&cli.config, listen)),
+        Command::Models => load_config(&cli.config).map(|config| print_models(&config)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -63,6 +66,58 @@ fn main() -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// The catalog as a table: prices in USD per million tokens.
+fn print_models(config: &Config) {
+    let catalog = opengateway::catalog::Catalog::for_config(config);
+    let per_m = |price: Option<f64>| price.map_or("-".to_owned(), |p| format!("{:.4}", p * 1e6));
+    let count = |n: Option<u64>| n.map_or("-".to_owned(), |n| n.to_string());
+    let flag = |on: Option<bool>, mark: &str| {
+        if on == Some(true) {
+            mark.to_owned()
+        } else {
+            String::new()
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{:<42} {:>9} {:>8} {:>10} {:>10} {:>10} {:>10}  {:<29} checked",
+        "model",
+        "context",
+        "max out",
+        "in $/M",
+        "out $/M",
+        "cached $/M",
+        "write $/M",
+        "capabilities",
+    );
+    for (id, m) in catalog.models() {
+        let capabilities = [
+            flag(m.supports_function_calling, "tools"),
+            flag(m.supports_vision, "vision"),
+            flag(m.supports_response_schema, "schema"),
+            flag(m.supports_reasoning, "reasoning"),
+        ]
+        .into_iter()
+        .filter(|c| !c.is_empty())
+        .collect::<Vec<_>>()
+        .join(",");
+        let _ = writeln!(
+            out,
+            "{:<42} {:>9} {:>8} {:>10} {:>10} {:>10} {:>10}  {:<29} {}",
+            id,
+            count(m.max_input_tokens),
+            count(m.max_output_tokens),
+            per_m(m.input_cost_per_token),
+            per_m(m.output_cost_per_token),
+            per_m(m.cache_read_input_token_cost),
+            per_m(m.cache_creation_input_token_cost),
+            capabilities,
+            m.checked.as_deref().unwrap_or("-"),
+        );
     }
 }
 

@@ -366,3 +366,34 @@ fn refuses_to_start_without_explicit_auth_none_or_with_a_bad_config() {
     assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn models_prints_the_catalog_with_the_configs_own_prices() {
+    let dir = temp_dir("models");
+    let config = dir.join("c.yaml");
+    std::fs::write(
+        &config,
+        "pricing:\n  models:\n    local/house: { input_cost_per_token: 0.000002, output_cost_per_token: 0.000008 }\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["models", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let row = |id: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .unwrap_or_else(|| panic!("no row for {id}:\n{text}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert!(text.lines().count() > 40, "{text}");
+    // gpt-4o: $2.50 in, $10 out, $1.25 cached per million tokens.
+    assert_eq!(row("openai/gpt-4o")[3..6], ["2.5000", "10.0000", "1.2500"]);
+    assert_eq!(row("local/house")[3..5], ["2.0000", "8.0000"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
