@@ -190,6 +190,49 @@ pub(crate) fn base_headers(
     Ok(headers)
 }
 
+/// A provider entry's base URL and the headers every request to it carries.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint {
+    base: String,
+    headers: HeaderMap,
+}
+
+impl Endpoint {
+    /// `base` without its trailing `/`; `headers` from [`base_headers`].
+    pub(crate) fn new(base: &str, headers: HeaderMap) -> Self {
+        Endpoint {
+            base: base.trim().trim_end_matches('/').to_owned(),
+            headers,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base, path.trim_start_matches('/'))
+    }
+
+    /// A JSON `POST` to `path` (relative to the base).
+    pub(crate) fn post(&self, path: &str, body: Bytes) -> UpstreamRequest {
+        UpstreamRequest {
+            method: http::Method::POST,
+            url: self.url(path),
+            headers: self.headers.clone(),
+            body,
+        }
+    }
+
+    /// A `GET` of `path` (relative to the base), without the JSON content type.
+    pub(crate) fn get(&self, path: &str) -> UpstreamRequest {
+        let mut headers = self.headers.clone();
+        headers.remove(http::header::CONTENT_TYPE);
+        UpstreamRequest {
+            method: http::Method::GET,
+            url: self.url(path),
+            headers,
+            body: Bytes::new(),
+        }
+    }
+}
+
 /// An HTTP request an adapter wants sent; building it does no I/O.
 #[derive(Debug, Clone)]
 pub struct UpstreamRequest {

@@ -4,12 +4,12 @@
 //!
 //! API reference: <https://platform.openai.com/docs/api-reference/chat>
 
-use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderMap};
+use http::header::HeaderMap;
 use serde::Deserialize;
 
 use super::{
-    Provider, ProviderType, SseEvent, StreamContext, StreamDecoder, UpstreamRequest, base_headers,
+    Endpoint, Provider, ProviderType, SseEvent, StreamContext, StreamDecoder, UpstreamRequest,
+    base_headers,
 };
 use crate::error::{Error, ErrorKind, Result, error_object_from_value};
 use crate::types::{
@@ -22,8 +22,7 @@ use crate::types::{
 pub struct OpenAiProvider {
     id: String,
     kind: ProviderType,
-    api_base: String,
-    headers: HeaderMap,
+    endpoint: Endpoint,
 }
 
 impl OpenAiProvider {
@@ -42,8 +41,7 @@ impl OpenAiProvider {
         Ok(OpenAiProvider {
             id: id.to_owned(),
             kind,
-            api_base: api_base.trim_end_matches('/').to_owned(),
-            headers,
+            endpoint: Endpoint::new(api_base, headers),
         })
     }
 
@@ -51,15 +49,6 @@ impl OpenAiProvider {
     /// except Perplexity, which rejects unknown parameters).
     fn supports_stream_options(&self) -> bool {
         !matches!(self.kind, ProviderType::Perplexity)
-    }
-
-    fn request(&self, method: http::Method, path: &str, body: Bytes) -> UpstreamRequest {
-        UpstreamRequest {
-            method,
-            url: format!("{}{path}", self.api_base),
-            headers: self.headers.clone(),
-            body,
-        }
     }
 }
 
@@ -102,7 +91,7 @@ impl Provider for OpenAiProvider {
                 format!("cannot encode the request: {e}"),
             )
         })?;
-        Ok(self.request(http::Method::POST, "/chat/completions", body.into()))
+        Ok(self.endpoint.post("/chat/completions", body.into()))
     }
 
     fn decode_chat(&self, body: &[u8]) -> Result<ChatCompletion> {
@@ -123,9 +112,7 @@ impl Provider for OpenAiProvider {
     }
 
     fn list_models_request(&self) -> Option<UpstreamRequest> {
-        let mut req = self.request(http::Method::GET, "/models", Bytes::new());
-        req.headers.remove(CONTENT_TYPE);
-        Some(req)
+        Some(self.endpoint.get("/models"))
     }
 
     fn decode_model_list(&self, body: &[u8]) -> Result<Vec<String>> {

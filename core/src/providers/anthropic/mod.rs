@@ -14,15 +14,14 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderMap};
+use http::header::HeaderMap;
 use serde::Deserialize;
 
 use self::request::encode_request;
 use self::response::{decode_error_body, decode_message, parse_json};
 use self::stream::AnthropicStreamDecoder;
 use super::openai::retry_after;
-use super::{Provider, StreamContext, StreamDecoder, UpstreamRequest, base_headers};
+use super::{Endpoint, Provider, StreamContext, StreamDecoder, UpstreamRequest, base_headers};
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::{ChatCompletion, ChatCompletionRequest};
 
@@ -33,8 +32,7 @@ const ANTHROPIC_VERSION: &str = "2023-06-01";
 #[derive(Debug, Clone)]
 pub struct AnthropicProvider {
     id: String,
-    api_base: String,
-    headers: HeaderMap,
+    endpoint: Endpoint,
 }
 
 impl AnthropicProvider {
@@ -57,18 +55,8 @@ impl AnthropicProvider {
         )?;
         Ok(AnthropicProvider {
             id: id.to_owned(),
-            api_base: api_base.trim_end_matches('/').to_owned(),
-            headers,
+            endpoint: Endpoint::new(api_base, headers),
         })
-    }
-
-    fn request(&self, method: http::Method, path: &str, body: Bytes) -> UpstreamRequest {
-        UpstreamRequest {
-            method,
-            url: format!("{}{path}", self.api_base),
-            headers: self.headers.clone(),
-            body,
-        }
     }
 }
 
@@ -90,7 +78,7 @@ impl Provider for AnthropicProvider {
                 format!("cannot encode the request: {e}"),
             )
         })?;
-        Ok(self.request(http::Method::POST, "/messages", bytes.into()))
+        Ok(self.endpoint.post("/messages", bytes.into()))
     }
 
     fn decode_chat(&self, body: &[u8]) -> Result<ChatCompletion> {
@@ -107,9 +95,7 @@ impl Provider for AnthropicProvider {
 
     fn list_models_request(&self) -> Option<UpstreamRequest> {
         // The list is paginated (20 per page by default); 1000 is the largest page allowed.
-        let mut req = self.request(http::Method::GET, "/models?limit=1000", Bytes::new());
-        req.headers.remove(CONTENT_TYPE);
-        Some(req)
+        Some(self.endpoint.get("/models?limit=1000"))
     }
 
     fn decode_model_list(&self, body: &[u8]) -> Result<Vec<String>> {

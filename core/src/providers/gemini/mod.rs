@@ -112,13 +112,12 @@ mod stream;
 mod tests;
 mod wire;
 
-use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderMap};
+use http::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::openai::retry_after;
-use super::{Provider, StreamContext, StreamDecoder, UpstreamRequest, base_headers};
+use super::{Endpoint, Provider, StreamContext, StreamDecoder, UpstreamRequest, base_headers};
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::{ChatCompletion, ChatCompletionRequest};
 use request::encode_request;
@@ -136,8 +135,7 @@ const DEFAULT_API_BASE: &str = "https://generativelanguage.googleapis.com/v1beta
 #[derive(Debug, Clone)]
 pub struct GeminiProvider {
     id: String,
-    api_base: String,
-    headers: HeaderMap,
+    endpoint: Endpoint,
 }
 
 impl GeminiProvider {
@@ -153,25 +151,15 @@ impl GeminiProvider {
             .filter(|k| !k.is_empty())
             .map(|k| ("x-goog-api-key", k.to_owned()));
         let headers = base_headers(id, auth, &[], extra_headers)?;
-        let base = api_base.trim().trim_end_matches('/');
+        let base = if api_base.trim().is_empty() {
+            DEFAULT_API_BASE
+        } else {
+            api_base
+        };
         Ok(GeminiProvider {
             id: id.to_owned(),
-            api_base: if base.is_empty() {
-                DEFAULT_API_BASE.to_owned()
-            } else {
-                base.to_owned()
-            },
-            headers,
+            endpoint: Endpoint::new(base, headers),
         })
-    }
-
-    fn request(&self, method: http::Method, path: &str, body: Bytes) -> UpstreamRequest {
-        UpstreamRequest {
-            method,
-            url: format!("{}/{path}", self.api_base),
-            headers: self.headers.clone(),
-            body,
-        }
     }
 }
 
@@ -209,7 +197,7 @@ impl Provider for GeminiProvider {
         } else {
             format!("{resource}:generateContent")
         };
-        Ok(self.request(http::Method::POST, &path, body.into()))
+        Ok(self.endpoint.post(&path, body.into()))
     }
 
     fn needs_image_bytes(&self) -> bool {
@@ -244,9 +232,7 @@ impl Provider for GeminiProvider {
 
     fn list_models_request(&self) -> Option<UpstreamRequest> {
         // One page of up to 1000 models holds every model AI Studio lists today.
-        let mut req = self.request(http::Method::GET, "models?pageSize=1000", Bytes::new());
-        req.headers.remove(CONTENT_TYPE);
-        Some(req)
+        Some(self.endpoint.get("models?pageSize=1000"))
     }
 
     fn decode_model_list(&self, body: &[u8]) -> Result<Vec<String>> {

@@ -59,7 +59,8 @@ fn urls_and_headers() {
         .unwrap();
     assert_eq!(ids, ["gemini-2.5-flash", "text-embedding-004"]);
     let default = GeminiProvider::new("g", "", None, &[]).unwrap();
-    assert_eq!(default.api_base, DEFAULT_API_BASE);
+    let url = default.list_models_request().unwrap().url;
+    assert_eq!(url, format!("{DEFAULT_API_BASE}/models?pageSize=1000"));
     assert!(GeminiProvider::new("g", "", Some("bad\nkey"), &[]).is_err());
     assert!(p.needs_image_bytes());
 }
