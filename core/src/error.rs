@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::types::{ErrorBody, ErrorObject};
@@ -115,7 +115,7 @@ impl ErrorKind {
 }
 
 /// One try of one target, kept so callers can see every decision the router made.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
     /// Provider id tried.
     pub provider: String,

@@ -32,6 +32,7 @@
 /// The version of this crate, shared by the server and the bindings.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+pub mod accounting;
 pub mod catalog;
 pub mod config;
 pub mod error;

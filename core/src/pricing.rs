@@ -10,13 +10,13 @@
 //! prices for that tier, the whole request is priced at the tier's rates, as the providers bill
 //! it. A platform fee (`pricing.platform_fee_percent`) is added on top and kept apart.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::catalog::ModelInfo;
 use crate::types::Usage;
 
 /// A request's cost in USD: the provider's part, the platform fee, and their sum.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cost {
     /// What the provider charges.
     pub provider_usd: f64,
