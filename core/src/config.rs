@@ -66,6 +66,46 @@ pub struct Config {
     /// Server-mode settings.
     #[serde(default)]
     pub server: ServerConfig,
+    /// Where the usage ledger is kept.
+    #[serde(default)]
+    pub ledger: LedgerConfig,
+    /// Spending caps per key, user or model.
+    #[serde(default)]
+    pub budgets: Vec<crate::accounting::BudgetConfig>,
+}
+
+/// Where the usage ledger is kept.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    /// `memory` (the default in process), or `sqlite://PATH`. The server uses its
+    /// `server.database` when this is not set.
+    pub database: Option<String>,
+}
+
+/// A ledger store named by a `database` setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerStore {
+    /// Kept in memory.
+    Memory,
+    /// A SQLite file.
+    Sqlite(PathBuf),
+}
+
+impl LedgerConfig {
+    /// The store the setting names.
+    pub fn store(&self) -> Result<LedgerStore, ConfigError> {
+        match self.database.as_deref() {
+            None | Some("memory") => Ok(LedgerStore::Memory),
+            Some(url) => match url.strip_prefix("sqlite://") {
+                Some(path) if !path.is_empty() => Ok(LedgerStore::Sqlite(PathBuf::from(path))),
+                _ => Err(ConfigError::invalid(
+                    "ledger.database",
+                    format!("`{url}` is not supported; use `memory` or sqlite://PATH"),
+                )),
+            },
+        }
+    }
 }
 
 /// Settings of one provider.
@@ -450,6 +490,22 @@ impl Config {
         }
         self.server.listen_addr()?;
         self.server.sqlite_path()?;
+        self.ledger.store()?;
+        let mut names = std::collections::HashSet::new();
+        for (i, budget) in self.budgets.iter().enumerate() {
+            budget
+                .validate()
+                .map_err(|m| ConfigError::invalid(format!("budgets[{i}]"), m))?;
+            if !names.insert(budget.display_name()) {
+                return Err(ConfigError::invalid(
+                    format!("budgets[{i}]"),
+                    format!(
+                        "a budget named `{}` is defined twice (give one a `name`)",
+                        budget.display_name()
+                    ),
+                ));
+            }
+        }
         if self.server.max_body_bytes == 0 {
             return Err(ConfigError::invalid(
                 "server.max_body_bytes",

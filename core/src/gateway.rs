@@ -10,10 +10,14 @@ use std::time::{Duration, Instant};
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 
+use crate::accounting::{
+    Budgets, CallContext, Ending, Ledger, Opening, RecordStatus, RequestEndHook, Ticket,
+    UsageFilter, UsageQuery, UsageRecord, UsageTotals, tokens,
+};
 use crate::catalog::Catalog;
-use crate::config::{Config, Strategy};
+use crate::config::{Config, LedgerStore, Strategy};
 use crate::error::{Attempt, Error, ErrorKind, Result};
-use crate::pricing;
+use crate::pricing::PriceTag;
 use crate::providers::anthropic::AnthropicProvider;
 use crate::providers::gemini::GeminiProvider;
 use crate::providers::openai::OpenAiProvider;
@@ -24,7 +28,7 @@ use crate::router::{
 use crate::transport::{SseStream, Transport, sse_events};
 use crate::types::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, ContentPart,
-    MessageContent,
+    JsonObject, MessageContent, Usage,
 };
 
 /// Where a request was served and every attempt made on the way.
@@ -48,6 +52,8 @@ pub struct Routed<T> {
     pub response: T,
     /// How it was obtained.
     pub route: Route,
+    /// The id of the request's usage record.
+    pub request_id: String,
 }
 
 impl<T> std::ops::Deref for Routed<T> {
@@ -146,13 +152,31 @@ struct Inner {
     transport: Transport,
     router: Router,
     catalog: Catalog,
+    ledger: Ledger,
+    budgets: Arc<Budgets>,
 }
 
 impl Gateway {
     /// Builds a gateway from a configuration. Providers named in `providers:` come first; every
     /// built-in type whose standard key variable is set (`OPENAI_API_KEY`, ...) and which the
     /// config does not already use as an id is added too.
+    ///
+    /// The usage ledger is the one `ledger.database` names (in memory by default); records
+    /// that a killed process left pending in it are marked interrupted.
     pub fn from_config(config: Config) -> Result<Self> {
+        let ledger = match config
+            .ledger
+            .store()
+            .map_err(|e| Error::new(ErrorKind::BadRequest, e.to_string()))?
+        {
+            LedgerStore::Memory => Ledger::memory(),
+            LedgerStore::Sqlite(path) => open_sqlite_ledger(&path)?,
+        };
+        Self::from_config_with_ledger(config, ledger)
+    }
+
+    /// Builds a gateway that records usage in `ledger` (any [`crate::accounting::LedgerSink`]).
+    pub fn from_config_with_ledger(config: Config, ledger: Ledger) -> Result<Self> {
         let router = &config.router;
         let transport = Transport::new(
             Duration::from_millis(router.connect_timeout_ms),
@@ -258,6 +282,7 @@ impl Gateway {
         }
         let router = Router::new(config.router.clone());
         let catalog = Catalog::for_config(&config);
+        let budgets = Arc::new(Budgets::new(config.budgets.clone()));
         Ok(Gateway {
             inner: Arc::new(Inner {
                 config,
@@ -266,6 +291,8 @@ impl Gateway {
                 transport,
                 router,
                 catalog,
+                ledger,
+                budgets,
             }),
         })
     }
@@ -280,6 +307,41 @@ impl Gateway {
     /// The configuration the gateway was built from.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The usage ledger every request is recorded in.
+    pub fn ledger(&self) -> &Ledger {
+        &self.inner.ledger
+    }
+
+    /// The spending caps in force (add or change them at run time with [`Budgets::set`]).
+    pub fn budgets(&self) -> &Budgets {
+        &self.inner.budgets
+    }
+
+    /// Ledger totals grouped and filtered as asked (e.g. by model and day).
+    pub fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageTotals>> {
+        self.inner.ledger.totals(query).map_err(ledger_error)
+    }
+
+    /// Ledger records a filter covers, newest first, at most `limit`.
+    pub fn usage_records(&self, filter: &UsageFilter, limit: usize) -> Result<Vec<UsageRecord>> {
+        self.inner
+            .ledger
+            .records(filter, limit)
+            .map_err(ledger_error)
+    }
+
+    /// Calls `hook` with the full record of every request once it has ended (on a thread of
+    /// the ledger's own, so it never delays a response).
+    pub fn on_request_end(&self, hook: impl Fn(&UsageRecord) + Send + Sync + 'static) {
+        let hook: RequestEndHook = Arc::new(hook);
+        self.inner.ledger.on_request_end(hook);
+    }
+
+    /// Waits until every record so far is written to the ledger's store.
+    pub async fn flush(&self) {
+        self.inner.ledger.flush_async().await;
     }
 
     /// Whether at least one provider is configured without known problems.
@@ -380,61 +442,203 @@ impl Gateway {
     }
 
     /// Answers a chat completion without streaming, trying each target in order.
-    pub async fn chat(&self, mut request: ChatCompletionRequest) -> Result<Routed<ChatCompletion>> {
+    pub async fn chat(&self, request: ChatCompletionRequest) -> Result<Routed<ChatCompletion>> {
+        self.chat_with(request, &CallContext::default()).await
+    }
+
+    /// [`Gateway::chat`] for a caller: the key, user and tags the ledger records and budgets
+    /// charge.
+    pub async fn chat_with(
+        &self,
+        request: ChatCompletionRequest,
+        context: &CallContext,
+    ) -> Result<Routed<ChatCompletion>> {
+        self.chat_as(request, context, "chat.completions").await
+    }
+
+    pub(crate) async fn chat_as(
+        &self,
+        mut request: ChatCompletionRequest,
+        context: &CallContext,
+        endpoint: &str,
+    ) -> Result<Routed<ChatCompletion>> {
         validate_request(&request)?;
         request.stream = None;
         request.stream_options = None;
         let sticky = router::sticky_key(&request);
         let targets = self.plan(&request, sticky)?;
-        self.run_targets(&targets, sticky, |target, in_flight| {
-            let request = &request;
-            async move { self.chat_once(request, target, in_flight).await }
-        })
-        .await
-        .map(|(mut response, route)| {
-            response.provider = Some(route.provider.clone());
-            if response.model.is_empty() {
-                response.model = route.model.clone();
+        let mut ticket = self
+            .accept(&request, &targets, context, endpoint, false)
+            .await?;
+        let outcome = self
+            .run_targets(&targets, sticky, |target, in_flight| {
+                let request = &request;
+                async move { self.chat_once(request, target, in_flight).await }
+            })
+            .await;
+        let (mut response, route) = match outcome {
+            Ok(answer) => answer,
+            Err(e) => {
+                ticket.settle(Ending::failed(&e));
+                return Err(e);
             }
-            if let Some(usage) = response.usage.as_mut() {
-                usage.cost = Some(self.price(&route.provider, &route.model).cost(usage));
-            }
-            // What the gateway emits follows OpenAI's schema even where a provider (or an older
-            // OpenAI recording) does not: `refusal` is required, `system_fingerprint` a string.
-            for choice in &mut response.choices {
-                choice.message.refusal.get_or_insert(None);
-            }
-            if response.system_fingerprint == Some(None) {
-                response.system_fingerprint = None;
-            }
-            Routed { response, route }
+        };
+        response.provider = Some(route.provider.clone());
+        if response.model.is_empty() {
+            response.model = route.model.clone();
+        }
+        let price = self.price(&route.provider, &route.model);
+        if let Some(usage) = response.usage.as_mut() {
+            usage.cost = Some(price.cost(usage).total_usd);
+        }
+        // What the gateway emits follows OpenAI's schema even where a provider (or an older
+        // OpenAI recording) does not: `refusal` is required, `system_fingerprint` a string.
+        for choice in &mut response.choices {
+            choice.message.refusal.get_or_insert(None);
+        }
+        if response.system_fingerprint == Some(None) {
+            response.system_fingerprint = None;
+        }
+        let completion_estimate = if response.usage.is_none() {
+            response
+                .choices
+                .iter()
+                .map(|c| message_estimate(&c.message))
+                .sum()
+        } else {
+            0
+        };
+        ticket.settle(Ending {
+            status: Some(RecordStatus::Ok),
+            http_status: Some(200),
+            provider: Some(route.provider.clone()),
+            provider_model: Some(route.model.clone()),
+            attempts: route.attempts.clone(),
+            usage: response.usage.clone(),
+            estimate: true,
+            completion_estimate,
+            price: Some(price),
+            ..Default::default()
+        });
+        Ok(Routed {
+            response,
+            route,
+            request_id: ticket.id().to_owned(),
         })
     }
 
     /// Answers a chat completion as a stream of chunks. Fallback to the next target happens
     /// only before the first chunk; a failure after that ends the stream with an error item.
-    pub async fn chat_stream(&self, mut request: ChatCompletionRequest) -> Result<ChatStream> {
+    pub async fn chat_stream(&self, request: ChatCompletionRequest) -> Result<ChatStream> {
+        self.chat_stream_with(request, &CallContext::default())
+            .await
+    }
+
+    /// [`Gateway::chat_stream`] for a caller (see [`Gateway::chat_with`]).
+    pub async fn chat_stream_with(
+        &self,
+        request: ChatCompletionRequest,
+        context: &CallContext,
+    ) -> Result<ChatStream> {
+        self.chat_stream_as(request, context, "chat.completions")
+            .await
+    }
+
+    pub(crate) async fn chat_stream_as(
+        &self,
+        mut request: ChatCompletionRequest,
+        context: &CallContext,
+        endpoint: &str,
+    ) -> Result<ChatStream> {
         validate_request(&request)?;
         request.stream = Some(true);
         let sticky = router::sticky_key(&request);
         let targets = self.plan(&request, sticky)?;
-        let context = StreamContext {
-            include_usage: request
-                .stream_options
-                .as_ref()
-                .and_then(|o| o.include_usage)
-                .unwrap_or(false),
+        let client_wants_usage = request
+            .stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
+        // Usage is always asked of the provider, so the stream can be costed; the client sees
+        // the usage chunk only if it asked for it.
+        let decoding = StreamContext {
+            include_usage: true,
         };
-        let (started, route) = self
+        let mut ticket = self.accept(&request, &targets, context, endpoint, true).await?;
+        let outcome = self
             .run_targets(&targets, sticky, |target, in_flight| {
                 let request = &request;
-                async move { self.stream_once(request, target, context, in_flight).await }
+                async move {
+                    self.stream_once(request, target, decoding, client_wants_usage, in_flight)
+                        .await
+                }
             })
-            .await?;
-        Ok(ChatStream {
-            route,
-            inner: Box::pin(started),
-        })
+            .await;
+        match outcome {
+            Ok((started, route)) => Ok(ChatStream {
+                ttft: ticket.elapsed(),
+                request_id: ticket.id().to_owned(),
+                route,
+                inner: Box::pin(started),
+                ticket: Some(ticket),
+            }),
+            Err(e) => {
+                ticket.settle(Ending::failed(&e));
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens the request's ledger record and reserves its worst-case cost on its budgets.
+    async fn accept(
+        &self,
+        request: &ChatCompletionRequest,
+        targets: &[Target],
+        context: &CallContext,
+        endpoint: &str,
+        stream: bool,
+    ) -> Result<Ticket> {
+        let size = tokens::prompt_size(request);
+        let prices: Vec<PriceTag> = targets
+            .iter()
+            .map(|t| self.price(&t.provider, &t.model))
+            .collect();
+        let budgeted = !self.inner.budgets.is_empty();
+        let worst_usd = if budgeted {
+            let max_output = request
+                .max_completion_tokens
+                .or(request.max_tokens)
+                .map(u64::from);
+            let n = u64::from(request.n.unwrap_or(1));
+            prices
+                .iter()
+                .map(|p| p.worst_case(size.bound, max_output, n))
+                .fold(0.0, f64::max)
+        } else {
+            0.0
+        };
+        let target_ids: Vec<String> = if budgeted {
+            targets.iter().map(Target::to_string).collect()
+        } else {
+            Vec::new()
+        };
+        Ticket::open(
+            &self.inner.ledger,
+            &self.inner.budgets,
+            Opening {
+                endpoint,
+                stream,
+                model: &request.model,
+                context,
+                request_user: request.user.as_deref(),
+                request_tags: metadata_tags(request.metadata.as_ref()),
+                prompt_estimate: size.estimate,
+                first_price: prices.into_iter().next().unwrap_or_default(),
+                targets: &target_ids,
+                worst_usd,
+            },
+        )
+        .await
     }
 
     /// Tries the targets in order (see [`router`] for the classification table and the
@@ -621,6 +825,7 @@ impl Gateway {
         request: &ChatCompletionRequest,
         target: &Target,
         context: StreamContext,
+        client_wants_usage: bool,
         in_flight: InFlight,
     ) -> Result<(ChunkStream, Duration)> {
         let (entry, adapter) = self.adapter(target)?;
@@ -652,6 +857,7 @@ impl Gateway {
             target.model.clone(),
             in_flight,
             self.price(&target.provider, &target.model),
+            client_wants_usage,
         );
         // Wait for the first chunk here, so that a failure before any byte reaches the client
         // can still fall back to the next target.
@@ -918,26 +1124,8 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// What a target's tokens cost: its catalog entry (none for a model the catalog does not know,
-/// which then costs 0) and the platform fee.
-#[derive(Debug, Clone)]
-struct PriceTag {
-    info: Option<Arc<crate::catalog::ModelInfo>>,
-    fee_percent: f64,
-}
-
-impl PriceTag {
-    /// The total cost of `usage` in USD.
-    fn cost(&self, usage: &crate::types::Usage) -> f64 {
-        self.info
-            .as_deref()
-            .map(|info| pricing::cost_of(info, usage, self.fee_percent).total_usd)
-            .unwrap_or(0.0)
-    }
-}
-
 /// A stream of chunks from one provider: SSE events decoded, translated, and stamped with the
-/// provider id and the usage cost.
+/// provider id and the usage cost; it keeps the usage and a count of the output for the ledger.
 struct ChunkStream {
     events: SseStream,
     decoder: Box<dyn StreamDecoder>,
@@ -950,6 +1138,12 @@ struct ChunkStream {
     _in_flight: InFlight,
     /// Prices the usage chunk.
     price: PriceTag,
+    /// The client asked for the usage chunk (`stream_options.include_usage`).
+    client_wants_usage: bool,
+    /// The usage the provider reported, costed.
+    usage: Option<Usage>,
+    /// Output tokens counted locally from the deltas, for a stream that ends without usage.
+    output_estimate: u64,
 }
 
 impl ChunkStream {
@@ -960,6 +1154,7 @@ impl ChunkStream {
         model: String,
         in_flight: InFlight,
         price: PriceTag,
+        client_wants_usage: bool,
     ) -> Self {
         ChunkStream {
             events,
@@ -968,13 +1163,16 @@ impl ChunkStream {
             model,
             _in_flight: in_flight,
             price,
+            client_wants_usage,
             pending: VecDeque::new(),
             ended: false,
+            usage: None,
+            output_estimate: 0,
         }
     }
 
-    fn stamp(&self, mut chunks: Vec<ChatCompletionChunk>) -> Vec<ChatCompletionChunk> {
-        for chunk in &mut chunks {
+    fn stamp(&mut self, chunks: Vec<ChatCompletionChunk>) {
+        for mut chunk in chunks {
             chunk.provider = Some(self.provider.clone());
             if chunk.model.is_empty() {
                 chunk.model.clone_from(&self.model);
@@ -983,11 +1181,21 @@ impl ChunkStream {
             if chunk.system_fingerprint == Some(None) {
                 chunk.system_fingerprint = None;
             }
-            if let Some(Some(usage)) = chunk.usage.as_mut() {
-                usage.cost = Some(self.price.cost(usage));
+            for choice in &chunk.choices {
+                self.output_estimate += delta_estimate(&choice.delta);
             }
+            if let Some(Some(usage)) = chunk.usage.as_mut() {
+                usage.cost = Some(self.price.cost(usage).total_usd);
+                self.usage = Some(usage.clone());
+            }
+            if !self.client_wants_usage {
+                if chunk.choices.is_empty() && chunk.usage.is_some() {
+                    continue;
+                }
+                chunk.usage = None;
+            }
+            self.pending.push_back(chunk);
         }
-        chunks
     }
 }
 
@@ -1009,10 +1217,7 @@ impl Stream for ChunkStream {
             match self.events.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(event))) => match self.decoder.on_event(&event) {
-                    Ok(chunks) => {
-                        let chunks = self.stamp(chunks);
-                        self.pending.extend(chunks);
-                    }
+                    Ok(chunks) => self.stamp(chunks),
                     Err(e) => {
                         self.ended = true;
                         return Poll::Ready(Some(Err(e)));
@@ -1025,10 +1230,7 @@ impl Stream for ChunkStream {
                 Poll::Ready(None) => {
                     self.ended = true;
                     match self.decoder.finish() {
-                        Ok(chunks) => {
-                            let chunks = self.stamp(chunks);
-                            self.pending.extend(chunks);
-                        }
+                        Ok(chunks) => self.stamp(chunks),
                         Err(e) => return Poll::Ready(Some(Err(e))),
                     }
                 }
@@ -1038,16 +1240,22 @@ impl Stream for ChunkStream {
 }
 
 /// A streamed chat completion: OpenAI chunks, plus the route that was taken. Dropping it
-/// closes the upstream connection.
+/// closes the upstream connection. Its usage record is settled when the stream ends, fails,
+/// or is dropped before its end (as `cancelled`, with the tokens counted so far).
 pub struct ChatStream {
     route: Route,
+    request_id: String,
+    /// Time from acceptance to the first chunk.
+    ttft: Duration,
     inner: Pin<Box<ChunkStream>>,
+    ticket: Option<Ticket>,
 }
 
 impl std::fmt::Debug for ChatStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChatStream")
             .field("route", &self.route)
+            .field("request_id", &self.request_id)
             .finish_non_exhaustive()
     }
 }
@@ -1057,12 +1265,133 @@ impl ChatStream {
     pub fn route(&self) -> &Route {
         &self.route
     }
+
+    /// The id of the request's usage record.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    fn settle(&mut self, status: RecordStatus, error: Option<&Error>) {
+        let Some(mut ticket) = self.ticket.take() else {
+            return;
+        };
+        let inner = &self.inner;
+        let mut ending = match error {
+            Some(e) => Ending::failed(e),
+            None => Ending {
+                status: Some(status),
+                http_status: (status == RecordStatus::Ok).then_some(200),
+                ..Default::default()
+            },
+        };
+        let mut attempts = self.route.attempts.clone();
+        if let (Some(e), Some(last)) = (error, attempts.last_mut()) {
+            // The attempt that started the stream failed after all.
+            last.status = e.is_provider_answer().then_some(e.status());
+            last.error_type = e.to_body().error.kind;
+            last.error_message = Some(e.message().to_owned());
+        }
+        ending.attempts = attempts;
+        ending.provider = Some(self.route.provider.clone());
+        ending.provider_model = Some(self.route.model.clone());
+        ending.usage = inner.usage.clone();
+        ending.estimate = true;
+        ending.completion_estimate = inner.output_estimate;
+        ending.price = Some(inner.price.clone());
+        ending.ttft = Some(self.ttft);
+        ticket.settle(ending);
+    }
 }
 
 impl Stream for ChatStream {
     type Item = Result<ChatCompletionChunk>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
+        let polled = self.inner.as_mut().poll_next(cx);
+        match &polled {
+            Poll::Ready(None) => self.settle(RecordStatus::Ok, None),
+            Poll::Ready(Some(Err(e))) => self.settle(RecordStatus::Error, Some(e)),
+            _ => {}
+        }
+        polled
     }
+}
+
+impl Drop for ChatStream {
+    fn drop(&mut self) {
+        // The provider's usage arrives last: with it, the answer was complete even if the
+        // caller stopped reading before the end of the stream.
+        let status = if self.inner.usage.is_some() {
+            RecordStatus::Ok
+        } else {
+            RecordStatus::Cancelled
+        };
+        self.settle(status, None);
+    }
+}
+
+/// Output tokens of one delta, counted locally.
+fn delta_estimate(delta: &crate::types::Delta) -> u64 {
+    let mut n = 0;
+    if let Some(Some(text)) = &delta.content {
+        n += tokens::estimate_text(text);
+    }
+    if let Some(text) = &delta.reasoning_content {
+        n += tokens::estimate_text(text);
+    }
+    if let Some(Some(text)) = &delta.refusal {
+        n += tokens::estimate_text(text);
+    }
+    for call in delta.tool_calls.iter().flatten().flatten() {
+        if let Some(f) = &call.function {
+            n += f.name.as_deref().map_or(0, tokens::estimate_text);
+            n += f.arguments.as_deref().map_or(0, tokens::estimate_text);
+        }
+    }
+    n
+}
+
+/// Output tokens of a whole message, counted locally.
+fn message_estimate(message: &crate::types::ResponseMessage) -> u64 {
+    let texts = [
+        message.content.as_deref(),
+        message.reasoning_content.as_deref(),
+        message.refusal.as_ref().and_then(|r| r.as_deref()),
+    ];
+    let mut n: u64 = texts.into_iter().flatten().map(tokens::estimate_text).sum();
+    for call in message.tool_calls.iter().flatten().flatten() {
+        n += tokens::estimate_text(&call.function.name);
+        n += tokens::estimate_text(&call.function.arguments);
+    }
+    n
+}
+
+/// Tags a request carries in `metadata.tags`: a list of strings, or one comma-separated string
+/// (OpenAI's `metadata` values must be strings).
+fn metadata_tags(metadata: Option<&JsonObject>) -> Vec<String> {
+    let Some(tags) = metadata.and_then(|m| m.get("tags")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = match tags {
+        serde_json::Value::String(s) => s.split(',').map(|t| t.trim().to_owned()).collect(),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(|t| t.trim().to_owned()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    out.retain(|t| !t.is_empty());
+    out.dedup();
+    out
+}
+
+fn ledger_error(e: crate::accounting::LedgerError) -> Error {
+    Error::new(ErrorKind::ServiceUnavailable, e.to_string())
+}
+
+fn open_sqlite_ledger(path: &std::path::Path) -> Result<Ledger> {
+    Err(Error::new(
+        ErrorKind::BadRequest,
+        format!("ledger.database: sqlite ({}) is not available yet", path.display()),
+    ))
 }

@@ -44,6 +44,7 @@ pub mod router;
 mod transport;
 pub mod types;
 
+pub use accounting::{CallContext, UsageQuery, UsageRecord};
 pub use error::{Attempt, Error, ErrorKind, Result};
 pub use gateway::{
     ChatStream, Gateway, HealthReport, ModelEntry, ProviderHealth, Route, Routed, Target,

@@ -111,6 +111,65 @@ pub fn cost_of(info: &ModelInfo, usage: &Usage, fee_percent: f64) -> Cost {
     }
 }
 
+/// The most `prompt_tokens` in and `completion_tokens` out can cost at the prices of `info`,
+/// fee included: every input token at the dearest input rate (a one-hour cache write is dearer
+/// than plain input), every output token at the dearest output rate, long-context tiers
+/// applied when the prompt may cross them. What a budget reserves before a request.
+pub fn worst_case_cost(
+    info: &ModelInfo,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    fee_percent: f64,
+) -> f64 {
+    let r = rates(info, prompt_tokens);
+    let one_hour_write = if prompt_tokens > 200_000 {
+        info.cache_creation_input_token_cost_above_1hr_above_200k_tokens
+            .or(info.cache_creation_input_token_cost_above_1hr)
+    } else {
+        info.cache_creation_input_token_cost_above_1hr
+    }
+    .unwrap_or(0.0);
+    let input = r.input.max(r.cache_write).max(r.cache_read).max(one_hour_write);
+    let output = r.output.max(r.reasoning);
+    let provider_usd = prompt_tokens as f64 * input + completion_tokens as f64 * output;
+    provider_usd * (1.0 + fee_percent.max(0.0) / 100.0)
+}
+
+/// What a target's tokens cost: its catalog entry (none for a model the catalog does not know,
+/// which then costs 0) and the platform fee.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PriceTag {
+    pub(crate) info: Option<std::sync::Arc<ModelInfo>>,
+    pub(crate) fee_percent: f64,
+}
+
+/// Output tokens assumed for a request that sets no limit, when the catalog has no maximum.
+const UNKNOWN_MAX_OUTPUT: u64 = 65_536;
+
+impl PriceTag {
+    /// The cost of `usage`.
+    pub(crate) fn cost(&self, usage: &Usage) -> Cost {
+        self.info
+            .as_deref()
+            .map(|info| cost_of(info, usage, self.fee_percent))
+            .unwrap_or_default()
+    }
+
+    /// The most a request can cost: `prompt_tokens` in, and `max_output` (else the model's
+    /// maximum) out for each of `n` choices.
+    pub(crate) fn worst_case(&self, prompt_tokens: u64, max_output: Option<u64>, n: u64) -> f64 {
+        let Some(info) = self.info.as_deref() else {
+            return 0.0;
+        };
+        let output = max_output
+            .or(info.max_output_tokens)
+            .or(info.max_tokens)
+            .unwrap_or(UNKNOWN_MAX_OUTPUT)
+            .saturating_mul(n.max(1));
+        worst_case_cost(info, prompt_tokens, output, self.fee_percent)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,10 +1,284 @@
 //! Local cost accounting: every request is opened in the usage ledger when it is accepted and
-//! settled when it ends, with its tokens and cost; totals are asked of the ledger.
+//! settled when it ends, with its tokens and cost; budgets reserve a request's worst case before
+//! it goes upstream; totals are asked of the ledger.
 
+mod budget;
+mod ledger;
 mod query;
 mod record;
 mod sink;
+pub mod tokens;
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+pub use budget::{BudgetConfig, BudgetPeriod, BudgetScope, BudgetStatus, Budgets};
+pub(crate) use budget::{Charge, Reservation};
+pub use ledger::{Ledger, RequestEndHook, new_instance_id};
 pub use query::{GroupBy, UsageFilter, UsageQuery, UsageTotals, aggregate};
 pub use record::{RecordStatus, TokenCounts, UsageRecord};
 pub use sink::{LedgerError, LedgerSink, MemorySink};
+
+use crate::error::{Attempt, Error};
+use crate::pricing::{Cost, PriceTag};
+use crate::types::Usage;
+
+/// Who a call is made for: what the ledger records and budgets charge, beside the request's
+/// own `user` and `metadata.tags`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallContext {
+    /// The API key (its id) the call is made with; set by the server, never by the request.
+    pub key: Option<String>,
+    /// The end user; overrides the request's `user`.
+    pub user: Option<String>,
+    /// Labels to total by; added to the request's `metadata.tags`.
+    pub tags: Vec<String>,
+}
+
+/// The time now in Unix milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A new request id, `req_` and 24 hex digits.
+pub(crate) fn new_request_id() -> String {
+    format!("req_{:024x}", fastrand::u128(..) >> 32)
+}
+
+/// How a request ended, for its ticket.
+#[derive(Debug, Default)]
+pub(crate) struct Ending {
+    pub status: Option<RecordStatus>,
+    pub http_status: Option<u16>,
+    pub error_type: Option<String>,
+    pub error_message: Option<String>,
+    pub provider: Option<String>,
+    pub provider_model: Option<String>,
+    pub attempts: Vec<Attempt>,
+    /// Usage the provider reported.
+    pub usage: Option<Usage>,
+    /// Without usage from the provider, count the tokens locally: the request reached a model
+    /// (it was cancelled, or its stream broke), so the provider bills something.
+    pub estimate: bool,
+    /// Output tokens counted locally.
+    pub completion_estimate: u64,
+    /// Prices of the target that served (or was tried last).
+    pub price: Option<PriceTag>,
+    pub ttft: Option<Duration>,
+}
+
+impl Ending {
+    /// The ending of a request that failed with `error`.
+    pub(crate) fn failed(error: &Error) -> Self {
+        let last = error.attempts().last();
+        Ending {
+            status: Some(RecordStatus::Error),
+            http_status: Some(error.status()),
+            error_type: error
+                .to_body()
+                .error
+                .kind
+                .or_else(|| Some(error.kind().error_type().to_owned())),
+            error_message: Some(error.message().to_owned()),
+            provider: last
+                .map(|a| a.provider.clone())
+                .or_else(|| error.provider().map(str::to_owned)),
+            provider_model: last.map(|a| a.model.clone()),
+            attempts: error.attempts().to_vec(),
+            ..Default::default()
+        }
+    }
+}
+
+/// An accepted request's place in the ledger and its budget holds: settled exactly once, by
+/// [`Ticket::settle`] or, if the request is dropped first, as `cancelled`.
+#[derive(Debug)]
+pub(crate) struct Ticket {
+    ledger: Ledger,
+    budgets: Arc<Budgets>,
+    record: UsageRecord,
+    reservation: Reservation,
+    started: Instant,
+    prompt_estimate: u64,
+    /// Prices of the first target, for a request dropped before any answer.
+    first_price: PriceTag,
+    settled: bool,
+}
+
+/// What a ticket is opened with.
+pub(crate) struct Opening<'a> {
+    pub endpoint: &'a str,
+    pub stream: bool,
+    pub model: &'a str,
+    pub context: &'a CallContext,
+    pub request_user: Option<&'a str>,
+    pub request_tags: Vec<String>,
+    pub prompt_estimate: u64,
+    pub first_price: PriceTag,
+    /// Every `provider/model` the request may go to, for model budgets.
+    pub targets: &'a [String],
+    /// The most the request can cost, reserved on its budgets.
+    pub worst_usd: f64,
+}
+
+impl Ticket {
+    /// Opens a pending record for an accepted request (waiting for a durable store to have
+    /// it) after reserving its worst case on its budgets. A refused request is recorded as
+    /// an error and its error returned.
+    pub(crate) async fn open(
+        ledger: &Ledger,
+        budgets: &Arc<Budgets>,
+        opening: Opening<'_>,
+    ) -> Result<Ticket, Error> {
+        let context = opening.context;
+        let mut tags = context.tags.clone();
+        for tag in opening.request_tags {
+            if !tags.contains(&tag) {
+                tags.push(tag);
+            }
+        }
+        let record = UsageRecord {
+            id: new_request_id(),
+            instance: ledger.instance().to_owned(),
+            started_at_ms: now_ms(),
+            ended_at_ms: None,
+            endpoint: opening.endpoint.to_owned(),
+            stream: opening.stream,
+            key: context.key.clone(),
+            user: context
+                .user
+                .clone()
+                .or_else(|| opening.request_user.map(str::to_owned)),
+            tags,
+            model: opening.model.to_owned(),
+            provider: None,
+            provider_model: None,
+            status: RecordStatus::Pending,
+            http_status: None,
+            error_type: None,
+            error_message: None,
+            tokens: TokenCounts::default(),
+            estimated: false,
+            cost: Cost::default(),
+            latency_ms: None,
+            ttft_ms: None,
+            attempts: Vec::new(),
+        };
+        let started = Instant::now();
+        let reservation = budgets.reserve(
+            &Charge {
+                key: record.key.as_deref(),
+                user: record.user.as_deref(),
+                model: &record.model,
+                targets: opening.targets,
+                worst_usd: opening.worst_usd,
+                now_ms: record.started_at_ms,
+            },
+            ledger,
+        );
+        let mut ticket = Ticket {
+            ledger: ledger.clone(),
+            budgets: budgets.clone(),
+            record,
+            reservation: Reservation::default(),
+            started,
+            prompt_estimate: opening.prompt_estimate,
+            first_price: opening.first_price,
+            settled: false,
+        };
+        match reservation {
+            Ok(reservation) => ticket.reservation = reservation,
+            Err(refusal) => {
+                ticket.settle(Ending::failed(&refusal));
+                return Err(refusal);
+            }
+        }
+        if let Err(e) = ledger.open(ticket.record.clone()).await {
+            // Serving a request the ledger cannot hold would lose it: refuse instead.
+            let error = Error::new(
+                crate::error::ErrorKind::ServiceUnavailable,
+                format!("the request cannot be recorded, so it is not served: {e}"),
+            );
+            ticket.settle(Ending::failed(&error));
+            return Err(error);
+        }
+        Ok(ticket)
+    }
+
+    /// The request id.
+    pub(crate) fn id(&self) -> &str {
+        &self.record.id
+    }
+
+    /// Time since the request was accepted.
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Settles the record with how the request ended and releases its budget holds. Tokens
+    /// come from the provider's usage when there is one, else from local counts (and the record
+    /// says so). Only the first call counts.
+    pub(crate) fn settle(&mut self, ending: Ending) {
+        if self.settled {
+            return;
+        }
+        self.settled = true;
+        let record = &mut self.record;
+        record.status = ending.status.unwrap_or(RecordStatus::Ok);
+        record.ended_at_ms = Some(now_ms());
+        record.http_status = ending.http_status;
+        record.error_type = ending.error_type;
+        record.error_message = ending.error_message;
+        record.provider = ending.provider;
+        record.provider_model = ending.provider_model;
+        record.attempts = ending.attempts;
+        record.latency_ms = Some(duration_ms(self.started.elapsed()));
+        record.ttft_ms = ending.ttft.map(duration_ms);
+        let price = ending.price.unwrap_or_else(|| self.first_price.clone());
+        match ending.usage {
+            Some(usage) => {
+                record.tokens = TokenCounts::from_usage(&usage);
+                record.estimated = false;
+                record.cost = price.cost(&usage);
+            }
+            None if ending.estimate => {
+                record.tokens = TokenCounts {
+                    prompt: self.prompt_estimate,
+                    completion: ending.completion_estimate,
+                    ..Default::default()
+                };
+                record.estimated = true;
+                record.cost = price.cost(&record.tokens.to_usage());
+            }
+            // A refusal or a request every target refused: providers do not bill errors.
+            None => {
+                record.tokens = TokenCounts::default();
+                record.cost = Cost::default();
+            }
+        }
+        let reservation = std::mem::take(&mut self.reservation);
+        self.budgets.settle(reservation, &self.record);
+        self.ledger.settle(self.record.clone());
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.settle(Ending {
+                status: Some(RecordStatus::Cancelled),
+                estimate: true,
+                ..Default::default()
+            });
+        }
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

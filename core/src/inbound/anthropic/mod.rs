@@ -69,6 +69,7 @@ use std::task::{Context, Poll};
 use futures_util::Stream;
 use serde_json::{Value, json};
 
+use crate::accounting::CallContext;
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::StreamOptions;
 use crate::{ChatStream, Gateway, Route, Routed};
@@ -189,11 +190,21 @@ impl Gateway {
     /// Answers an Anthropic Messages request without streaming, through [`Gateway::chat`]: the
     /// same routing, fallback and accounting as a chat completion, whatever the provider.
     pub async fn messages(&self, request: MessagesRequest) -> Result<Routed<MessagesResponse>> {
+        self.messages_with(request, &CallContext::default()).await
+    }
+
+    /// [`Gateway::messages`] for a caller: the key, user and tags the ledger records.
+    pub async fn messages_with(
+        &self,
+        request: MessagesRequest,
+        context: &CallContext,
+    ) -> Result<Routed<MessagesResponse>> {
         let chat = to_chat_request(&request)?;
-        let answer = self.chat(chat).await?;
+        let answer = self.chat_as(chat, context, "messages").await?;
         Ok(Routed {
             response: from_chat_response(&answer.response, &request.model),
             route: answer.route,
+            request_id: answer.request_id,
         })
     }
 
@@ -201,12 +212,22 @@ impl Gateway {
     /// [`Gateway::chat_stream`]. Usage is always asked of the provider, so `message_delta`
     /// can carry it.
     pub async fn messages_stream(&self, request: MessagesRequest) -> Result<MessagesStream> {
+        self.messages_stream_with(request, &CallContext::default())
+            .await
+    }
+
+    /// [`Gateway::messages_stream`] for a caller (see [`Gateway::messages_with`]).
+    pub async fn messages_stream_with(
+        &self,
+        request: MessagesRequest,
+        context: &CallContext,
+    ) -> Result<MessagesStream> {
         let mut chat = to_chat_request(&request)?;
         chat.stream = Some(true);
         chat.stream_options
             .get_or_insert_with(StreamOptions::default)
             .include_usage = Some(true);
-        let inner = self.chat_stream(chat).await?;
+        let inner = self.chat_stream_as(chat, context, "messages").await?;
         Ok(MessagesStream {
             route: inner.route().clone(),
             inner,

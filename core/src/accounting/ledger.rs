@@ -1,0 +1,282 @@
+//! The usage ledger: records go to a sink from one writer thread, batched, in order; hooks
+//! run on a thread of their own, so neither a slow store nor a slow hook holds up a request.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::time::Duration;
+
+use super::query::{UsageFilter, UsageQuery, UsageTotals};
+use super::record::{RecordStatus, UsageRecord};
+use super::sink::{LedgerError, LedgerSink, MemorySink};
+
+/// User code called with every settled record (see [`Ledger::on_request_end`]).
+pub type RequestEndHook = Arc<dyn Fn(&UsageRecord) + Send + Sync>;
+
+type Ack = Box<dyn FnOnce(Result<(), LedgerError>) + Send>;
+
+enum Op {
+    Write(Box<UsageRecord>, Option<Ack>),
+    Flush(Ack),
+}
+
+/// Most records written in one batch (one transaction in SQLite).
+const MAX_BATCH: usize = 1024;
+
+/// Writes that fail are tried this many times before the batch is given up (and logged).
+const WRITE_TRIES: u32 = 3;
+
+/// The usage ledger: cheap to clone; every clone feeds the same writer.
+#[derive(Clone)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sink: Arc<dyn LedgerSink>,
+    instance: String,
+    durable: bool,
+    ops: Mutex<Sender<Op>>,
+    hooks: Arc<Hooks>,
+}
+
+type HookList = Arc<RwLock<Vec<RequestEndHook>>>;
+
+#[derive(Default)]
+struct Hooks {
+    list: HookList,
+    any: AtomicBool,
+    queue: OnceLock<Sender<UsageRecord>>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("sink", &self.inner.sink)
+            .field("instance", &self.inner.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Ledger::memory()
+    }
+}
+
+impl Ledger {
+    /// A ledger kept in memory.
+    pub fn memory() -> Self {
+        Ledger::new(Arc::new(MemorySink::new()), new_instance_id())
+    }
+
+    /// A ledger over `sink`, writing as `instance` (an id unique to this process).
+    pub fn new(sink: Arc<dyn LedgerSink>, instance: String) -> Self {
+        let (tx, rx) = mpsc::channel();
+        let hooks = Arc::new(Hooks::default());
+        let writer_sink = sink.clone();
+        let writer_hooks = hooks.clone();
+        let spawned = std::thread::Builder::new()
+            .name("ogw-ledger".into())
+            .spawn(move || write_loop(rx, writer_sink.as_ref(), &writer_hooks));
+        if let Err(e) = spawned {
+            // Without a writer every open fails with the channel closed, so requests are refused
+            // rather than served unrecorded.
+            tracing::error!(error = %e, "cannot start the usage ledger's writer thread");
+        }
+        Ledger {
+            inner: Arc::new(Inner {
+                durable: sink.durable(),
+                sink,
+                instance,
+                ops: Mutex::new(tx),
+                hooks,
+            }),
+        }
+    }
+
+    /// The id this ledger writes its records under.
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
+    }
+
+    /// The store behind the ledger.
+    pub fn sink(&self) -> &Arc<dyn LedgerSink> {
+        &self.inner.sink
+    }
+
+    /// Marks records left pending by ledgers that are gone (a killed process) as interrupted.
+    pub fn recover(&self) -> Result<u64, LedgerError> {
+        self.inner.sink.recover(&self.inner.instance)
+    }
+
+    fn send(&self, op: Op) -> Result<(), LedgerError> {
+        self.inner
+            .ops
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(op)
+            .map_err(|_| LedgerError("the ledger's writer has stopped".into()))
+    }
+
+    /// Stores a newly accepted (pending) record. With a durable store this waits until the
+    /// record is written, so a request that goes upstream is never missing from the ledger.
+    pub async fn open(&self, record: UsageRecord) -> Result<(), LedgerError> {
+        if !self.inner.durable {
+            return self.send(Op::Write(Box::new(record), None));
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let ack: Ack = Box::new(move |result| {
+            let _ = tx.send(result);
+        });
+        self.send(Op::Write(Box::new(record), Some(ack)))?;
+        rx.await
+            .unwrap_or_else(|_| Err(LedgerError("the ledger's writer has stopped".into())))
+    }
+
+    /// Stores a record's final form, replacing its pending one; does not wait.
+    pub fn settle(&self, record: UsageRecord) {
+        let id = record.id.clone();
+        if let Err(e) = self.send(Op::Write(Box::new(record), None)) {
+            tracing::error!(request_id = %id, error = %e, "a settled record could not be queued");
+        }
+    }
+
+    /// Waits until everything queued so far is written (blocking the thread).
+    pub fn flush(&self) {
+        let (tx, rx) = mpsc::channel();
+        let ack: Ack = Box::new(move |_| {
+            let _ = tx.send(());
+        });
+        if self.send(Op::Flush(ack)).is_ok() {
+            let _ = rx.recv();
+        }
+    }
+
+    /// Waits until everything queued so far is written.
+    pub async fn flush_async(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let ack: Ack = Box::new(move |_| {
+            let _ = tx.send(());
+        });
+        if self.send(Op::Flush(ack)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Totals of the settled and pending records a query covers, after a flush.
+    pub fn totals(&self, query: &UsageQuery) -> Result<Vec<UsageTotals>, LedgerError> {
+        self.flush();
+        self.inner.sink.totals(query)
+    }
+
+    /// Records a filter covers, newest first, at most `limit`, after a flush.
+    pub fn records(
+        &self,
+        filter: &UsageFilter,
+        limit: usize,
+    ) -> Result<Vec<UsageRecord>, LedgerError> {
+        self.flush();
+        self.inner.sink.records(filter, limit)
+    }
+
+    /// Calls `hook` with every record once it is settled and written, on a thread of the
+    /// ledger's own: a slow hook delays other hooks, never a request. A hook that panics is
+    /// logged and kept.
+    pub fn on_request_end(&self, hook: RequestEndHook) {
+        let hooks = &self.inner.hooks;
+        hooks
+            .list
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(hook);
+        hooks.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::channel::<UsageRecord>();
+            // The hook thread holds the list only, so it ends when the ledger's queue closes.
+            let runner = hooks.list.clone();
+            let spawned = std::thread::Builder::new()
+                .name("ogw-hooks".into())
+                .spawn(move || run_hooks(rx, &runner));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start the request-end hook thread");
+            }
+            tx
+        });
+        hooks.any.store(true, Ordering::Release);
+    }
+}
+
+/// A random id for one ledger instance (one process), e.g. `inst_3f9a…`.
+pub fn new_instance_id() -> String {
+    format!("inst_{:032x}", fastrand::u128(..))
+}
+
+fn write_loop(rx: Receiver<Op>, sink: &dyn LedgerSink, hooks: &Hooks) {
+    while let Ok(first) = rx.recv() {
+        let mut batch: Vec<UsageRecord> = Vec::new();
+        let mut acks: Vec<Ack> = Vec::new();
+        let mut next = Some(first);
+        while let Some(op) = next.take() {
+            match op {
+                Op::Write(record, ack) => {
+                    batch.push(*record);
+                    acks.extend(ack);
+                }
+                Op::Flush(ack) => acks.push(ack),
+            }
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        let result = write_with_retries(sink, &batch);
+        if let Err(e) = &result {
+            let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
+            tracing::error!(error = %e, records = ?ids, "usage records could not be written");
+        }
+        for ack in acks {
+            ack(result.clone());
+        }
+        if hooks.any.load(Ordering::Acquire)
+            && let Some(queue) = hooks.queue.get()
+        {
+            for record in batch {
+                if record.status != RecordStatus::Pending {
+                    let _ = queue.send(record);
+                }
+            }
+        }
+    }
+}
+
+fn write_with_retries(sink: &dyn LedgerSink, batch: &[UsageRecord]) -> Result<(), LedgerError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match sink.write(batch) {
+            Ok(()) => return Ok(()),
+            Err(e) if tries >= WRITE_TRIES => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, tries, "usage ledger write failed; retrying");
+                std::thread::sleep(Duration::from_millis(50 * u64::from(tries)));
+            }
+        }
+    }
+}
+
+fn run_hooks(rx: Receiver<UsageRecord>, hooks: &HookList) {
+    while let Ok(record) = rx.recv() {
+        let list = hooks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for hook in list {
+            if catch_unwind(AssertUnwindSafe(|| hook(&record))).is_err() {
+                tracing::error!(request_id = %record.id, "a request-end hook panicked");
+            }
+        }
+    }
+}
