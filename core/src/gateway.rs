@@ -564,7 +564,9 @@ impl Gateway {
         let decoding = StreamContext {
             include_usage: true,
         };
-        let mut ticket = self.accept(&request, &targets, context, endpoint, true).await?;
+        let mut ticket = self
+            .accept(&request, &targets, context, endpoint, true)
+            .await?;
         let outcome = self
             .run_targets(&targets, sticky, |target, in_flight| {
                 let request = &request;
@@ -1392,6 +1394,9 @@ fn ledger_error(e: crate::accounting::LedgerError) -> Error {
 fn open_sqlite_ledger(path: &std::path::Path) -> Result<Ledger> {
     Err(Error::new(
         ErrorKind::BadRequest,
-        format!("ledger.database: sqlite ({}) is not available yet", path.display()),
+        format!(
+            "ledger.database: sqlite ({}) is not available yet",
+            path.display()
+        ),
     ))
 }

@@ -129,7 +129,11 @@ pub fn worst_case_cost(
         info.cache_creation_input_token_cost_above_1hr
     }
     .unwrap_or(0.0);
-    let input = r.input.max(r.cache_write).max(r.cache_read).max(one_hour_write);
+    let input = r
+        .input
+        .max(r.cache_write)
+        .max(r.cache_read)
+        .max(one_hour_write);
     let output = r.output.max(r.reasoning);
     let provider_usd = prompt_tokens as f64 * input + completion_tokens as f64 * output;
     provider_usd * (1.0 + fee_percent.max(0.0) / 100.0)

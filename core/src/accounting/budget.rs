@@ -46,12 +46,16 @@ impl BudgetPeriod {
             return (None, None);
         };
         let date = now.date_naive();
-        let start_of = |d: NaiveDate| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis());
+        let start_of = |d: NaiveDate| {
+            d.and_hms_opt(0, 0, 0)
+                .map(|t| t.and_utc().timestamp_millis())
+        };
         match self {
             BudgetPeriod::Total => (None, None),
             BudgetPeriod::Day => (
                 start_of(date),
-                date.checked_add_signed(TimeDelta::days(1)).and_then(start_of),
+                date.checked_add_signed(TimeDelta::days(1))
+                    .and_then(start_of),
             ),
             BudgetPeriod::Month => {
                 let first = date.with_day(1);
@@ -198,6 +202,9 @@ struct AccountId {
 struct Account {
     spent: f64,
     reserved: f64,
+    /// Requests holding a reservation; at zero `reserved` is reset to exactly 0, so rounding
+    /// in the running sum cannot build up.
+    holders: u64,
 }
 
 #[derive(Debug)]
@@ -309,10 +316,9 @@ impl Budgets {
                     BudgetScope::Key => charge.key.filter(|k| id == "*" || *k == id)?,
                     BudgetScope::User => charge.user.filter(|u| id == "*" || *u == id)?,
                     BudgetScope::Model if id == "*" => charge.model,
-                    BudgetScope::Model => {
-                        (charge.model == id || charge.targets.iter().any(|t| t == id))
-                            .then_some(id)?
-                    }
+                    BudgetScope::Model => (charge.model == id
+                        || charge.targets.iter().any(|t| t == id))
+                    .then_some(id)?,
                 };
                 Some((rule.clone(), subject.to_owned()))
             })
@@ -352,7 +358,7 @@ impl Budgets {
                     .entry(id.clone())
                     .or_insert(Account {
                         spent,
-                        reserved: 0.0,
+                        ..Default::default()
                     });
             }
             ids.push(id);
@@ -366,7 +372,9 @@ impl Budgets {
         }
         let mut holds = Vec::with_capacity(ids.len());
         for ((rule, _), id) in matching.iter().zip(ids) {
-            accounts.entry(id.clone()).or_default().reserved += charge.worst_usd;
+            let account = accounts.entry(id.clone()).or_default();
+            account.reserved += charge.worst_usd;
+            account.holders += 1;
             holds.push(Hold {
                 account: id,
                 scope: rule.scope().map_or(BudgetScope::Key, |(s, _)| s),
@@ -387,7 +395,12 @@ impl Budgets {
             let Some(account) = accounts.get_mut(&hold.account) else {
                 continue;
             };
-            account.reserved = (account.reserved - hold.amount).max(0.0);
+            account.holders = account.holders.saturating_sub(1);
+            account.reserved = if account.holders == 0 {
+                0.0
+            } else {
+                (account.reserved - hold.amount).max(0.0)
+            };
             // A model budget pays only when that model served; an alias budget always does.
             let charged = match hold.scope {
                 BudgetScope::Model => {
@@ -429,7 +442,7 @@ fn spent_in_ledger(
                 format!("cannot check the budget `{}`: {e}", rule.display_name()),
             )
         })?;
-    Ok(totals.iter().map(|t| t.total_cost_usd).sum())
+    Ok(totals.iter().fold(0.0, |sum, t| sum + t.total_cost_usd))
 }
 
 fn exceeded(rule: &BudgetConfig, subject: &str, account: Account, charge: &Charge<'_>) -> Error {
@@ -439,7 +452,8 @@ fn exceeded(rule: &BudgetConfig, subject: &str, account: Account, charge: &Charg
         None => "It does not reset (period: total).".to_owned(),
     };
     let scope = rule.scope().map_or("", |(s, _)| s.as_str());
-    let retry_after = next.map(|n| Duration::from_millis(u64::try_from(n - charge.now_ms).unwrap_or(0)));
+    let retry_after =
+        next.map(|n| Duration::from_millis(u64::try_from(n - charge.now_ms).unwrap_or(0)));
     Error::new(
         ErrorKind::RateLimit,
         format!(

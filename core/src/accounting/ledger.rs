@@ -269,10 +269,7 @@ fn write_with_retries(sink: &dyn LedgerSink, batch: &[UsageRecord]) -> Result<()
 
 fn run_hooks(rx: Receiver<UsageRecord>, hooks: &HookList) {
     while let Ok(record) = rx.recv() {
-        let list = hooks
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let list = hooks.read().unwrap_or_else(PoisonError::into_inner).clone();
         for hook in list {
             if catch_unwind(AssertUnwindSafe(|| hook(&record))).is_err() {
                 tracing::error!(request_id = %record.id, "a request-end hook panicked");

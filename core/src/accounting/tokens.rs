@@ -138,7 +138,10 @@ mod tests {
     fn english_is_about_four_characters_a_token() {
         assert_eq!(estimate_text(""), 0);
         assert_eq!(estimate_text("Hello"), 2);
-        assert_eq!(estimate_text("The quick brown fox jumps over the lazy dog."), 11);
+        assert_eq!(
+            estimate_text("The quick brown fox jumps over the lazy dog."),
+            11
+        );
         assert_eq!(estimate_text("日本語"), 3);
     }
 
@@ -162,6 +165,9 @@ mod tests {
         .unwrap();
         let size = prompt_size(&request);
         assert!(size.estimate > IMAGE_ESTIMATE, "{size:?}");
-        assert!(size.bound >= size.estimate + (IMAGE_BOUND - IMAGE_ESTIMATE), "{size:?}");
+        assert!(
+            size.bound >= size.estimate + (IMAGE_BOUND - IMAGE_ESTIMATE),
+            "{size:?}"
+        );
     }
 }
