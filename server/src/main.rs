@@ -34,7 +34,42 @@ enum Command {
     },
     /// Print the model catalog (with the config's own prices) as a table.
     Models,
+    /// Print usage and cost totals from the ledger in the store (`server.database`).
+    Usage(UsageArgs),
 }
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct UsageArgs {
+    /// Group by these, comma-separated: model, provider, key, user, tag, status, hour, day, month.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) by: Vec<String>,
+    /// Only requests started at or after: `2026-11-01`, an RFC 3339 time, or `24h` / `7d` ago.
+    #[arg(long)]
+    since: Option<String>,
+    /// Only requests started before (same forms as --since).
+    #[arg(long)]
+    until: Option<String>,
+    /// Only this API key.
+    #[arg(long)]
+    key: Option<String>,
+    /// Only this end user.
+    #[arg(long)]
+    user: Option<String>,
+    /// Only this model (`provider/model` or an alias).
+    #[arg(long)]
+    model: Option<String>,
+    /// Only this provider id.
+    #[arg(long)]
+    provider: Option<String>,
+    /// Only requests with this tag.
+    #[arg(long)]
+    tag: Option<String>,
+    /// Print JSON (one array of rows) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+mod usage;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -59,6 +94,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { listen } => runtime.block_on(serve(&cli.config, listen)),
         Command::Models => load_config(&cli.config).map(|config| print_models(&config)),
+        Command::Usage(args) => {
+            load_config(&cli.config).and_then(|config| usage::print(&config, &args))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -145,10 +183,11 @@ async fn serve(config_path: &PathBuf, listen: Option<String>) -> Result<(), Stri
                 .to_owned(),
         );
     }
-    let db_path = config.server.sqlite_path().map_err(|e| e.to_string())?;
-    let (_store, schema) = opengateway_server::store::open(&db_path).map_err(|e| e.to_string())?;
-    tracing::info!(path = %db_path.display(), schema, "store ready");
-
+    // The usage ledger lives in the server's store unless the config puts it elsewhere; the
+    // gateway creates and migrates it, and marks requests a killed server left open.
+    if config.ledger.database.is_none() {
+        config.ledger.database = Some(config.server.database.clone());
+    }
     let mut gateway = Gateway::from_config(config.clone()).map_err(|e| e.to_string())?;
     let _mock = start_demo_mock(&mut config, &mut gateway).await?;
 
@@ -169,10 +208,13 @@ async fn serve(config_path: &PathBuf, listen: Option<String>) -> Result<(), Stri
     );
     let _ = out.flush();
 
+    let gateway_for_flush = gateway.clone();
     axum::serve(listener, opengateway_server::app(gateway))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))?;
+    // Requests in flight are done: write their records before the process ends.
+    gateway_for_flush.flush().await;
     tracing::info!("stopped");
     Ok(())
 }

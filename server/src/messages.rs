@@ -19,11 +19,11 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use opengateway::Error;
+use opengateway::{CallContext, Error};
 use opengateway::inbound::anthropic::{MessagesRequest, MessagesStream, anthropic_error_body};
 
 use crate::error::error_headers;
-use crate::routes::{AppState, attempts_summary, parse_json, route_headers};
+use crate::routes::{AppState, attempts_summary, call_context, parse_json, route_headers};
 
 /// The handler of `POST /v1/messages`.
 pub(crate) async fn messages(
@@ -37,10 +37,11 @@ pub(crate) async fn messages(
         Err(e) => return anthropic_error(e.0),
     };
     let model = request.model.clone();
+    let context = call_context(&headers);
     let result = if request.stream == Some(true) {
-        stream(&state, request, &model, started).await
+        stream(&state, request, &context, &model, started).await
     } else {
-        complete(&state, request, &model, started).await
+        complete(&state, request, &context, &model, started).await
     };
     result.unwrap_or_else(|e| {
         tracing::warn!(
@@ -54,17 +55,18 @@ pub(crate) async fn messages(
 async fn complete(
     state: &AppState,
     request: MessagesRequest,
+    context: &CallContext,
     model: &str,
     started: Instant,
 ) -> Result<Response, Error> {
-    let answer = state.gateway.messages(request).await?;
+    let answer = state.gateway.messages_with(request, context).await?;
     tracing::info!(
-        model = %model, provider = %answer.route.provider, upstream_model = %answer.route.model,
+        request_id = %answer.request_id, model = %model, provider = %answer.route.provider, upstream_model = %answer.route.model,
         attempts = %attempts_summary(&answer.route.attempts), latency_ms = started.elapsed().as_millis() as u64,
         "messages completed"
     );
     let mut response = Json(&answer.response).into_response();
-    route_headers(&answer.route, response.headers_mut());
+    route_headers(&answer.route, &answer.request_id, response.headers_mut());
     // Without usage from the provider there is no cost to state.
     if let Some(cost) = answer.usage.cost
         && let Ok(v) = HeaderValue::from_str(&cost.to_string())
@@ -77,20 +79,22 @@ async fn complete(
 async fn stream(
     state: &AppState,
     request: MessagesRequest,
+    context: &CallContext,
     model: &str,
     started: Instant,
 ) -> Result<Response, Error> {
-    let stream = state.gateway.messages_stream(request).await?;
+    let stream = state.gateway.messages_stream_with(request, context).await?;
     let route = stream.route().clone();
+    let request_id = stream.request_id().to_owned();
     tracing::info!(
-        model = %model, provider = %route.provider, upstream_model = %route.model,
+        request_id = %request_id, model = %model, provider = %route.provider, upstream_model = %route.model,
         attempts = %attempts_summary(&route.attempts), first_chunk_ms = started.elapsed().as_millis() as u64,
         "messages stream started"
     );
     let mut response = Sse::new(sse_events(stream, model.to_owned(), started))
         .keep_alive(KeepAlive::default())
         .into_response();
-    route_headers(&route, response.headers_mut());
+    route_headers(&route, &request_id, response.headers_mut());
     Ok(response)
 }
 

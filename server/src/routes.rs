@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use opengateway::types::ChatCompletionRequest;
-use opengateway::{ErrorKind, Gateway, Route};
+use opengateway::{CallContext, ErrorKind, Gateway, Route};
 
 use crate::error::ApiError;
 
@@ -135,7 +135,29 @@ pub(crate) fn attempts_summary(attempts: &[opengateway::Attempt]) -> String {
         .join(", ")
 }
 
-pub(crate) fn route_headers(route: &Route, headers: &mut HeaderMap) {
+/// Who a request is for: tags from `x-opengateway-tags` (comma-separated); the user comes
+/// from the body's `user`. API keys, when they arrive, set the key here, never the client.
+pub(crate) fn call_context(headers: &HeaderMap) -> CallContext {
+    let tags = headers
+        .get_all("x-opengateway-tags")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    CallContext {
+        tags,
+        ..Default::default()
+    }
+}
+
+/// The route headers, and `x-request-id`: the id of the request's usage record.
+pub(crate) fn route_headers(route: &Route, request_id: &str, headers: &mut HeaderMap) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", v);
+    }
     if let Ok(v) = HeaderValue::from_str(&route.provider) {
         headers.insert("x-opengateway-provider", v);
     }
@@ -156,32 +178,42 @@ async fn chat_completions(
     let started = Instant::now();
     let request: ChatCompletionRequest = parse_json(&headers, body)?;
     let model = request.model.clone();
+    let context = call_context(&headers);
     if request.stream == Some(true) {
-        let stream = state.gateway.chat_stream(request).await.inspect_err(|e| {
+        let stream = state
+            .gateway
+            .chat_stream_with(request, &context)
+            .await
+            .inspect_err(|e| {
             log_failure(&model, e, started);
         })?;
         let route = stream.route().clone();
+        let request_id = stream.request_id().to_owned();
         tracing::info!(
-            model = %model, provider = %route.provider, upstream_model = %route.model,
+            request_id = %request_id, model = %model, provider = %route.provider, upstream_model = %route.model,
             attempts = %attempts_summary(&route.attempts), first_chunk_ms = started.elapsed().as_millis() as u64,
             "chat stream started"
         );
         let mut response = Sse::new(sse_events(stream, model, started))
             .keep_alive(KeepAlive::default())
             .into_response();
-        route_headers(&route, response.headers_mut());
+        route_headers(&route, &request_id, response.headers_mut());
         return Ok(response);
     }
-    let answer = state.gateway.chat(request).await.inspect_err(|e| {
+    let answer = state
+        .gateway
+        .chat_with(request, &context)
+        .await
+        .inspect_err(|e| {
         log_failure(&model, e, started);
     })?;
     tracing::info!(
-        model = %model, provider = %answer.route.provider, upstream_model = %answer.route.model,
+        request_id = %answer.request_id, model = %model, provider = %answer.route.provider, upstream_model = %answer.route.model,
         attempts = %attempts_summary(&answer.route.attempts), latency_ms = started.elapsed().as_millis() as u64,
         "chat completed"
     );
     let mut response = axum::Json(&answer.response).into_response();
-    route_headers(&answer.route, response.headers_mut());
+    route_headers(&answer.route, &answer.request_id, response.headers_mut());
     // Without usage from the provider there is no cost to state.
     if let Some(cost) = answer.usage.as_ref().and_then(|u| u.cost)
         && let Ok(v) = HeaderValue::from_str(&cost.to_string())

@@ -151,6 +151,11 @@ impl MessagesStream {
         &self.route
     }
 
+    /// The id of the request's usage record.
+    pub fn request_id(&self) -> &str {
+        self.inner.request_id()
+    }
+
     /// The failure that ended the stream, once its `error` event was produced.
     pub fn error(&self) -> Option<&Error> {
         self.error.as_ref()
