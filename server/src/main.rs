@@ -146,7 +146,7 @@ async fn serve(config_path: &PathBuf, listen: Option<String>) -> Result<(), Stri
         );
     }
     let db_path = config.server.sqlite_path().map_err(|e| e.to_string())?;
-    let (_store, schema) = opengateway_server::store::open(&db_path).map_err(|e| e.to_string())?;
+    let (_store, schema) = opengateway::store::open(&db_path).map_err(|e| e.to_string())?;
     tracing::info!(path = %db_path.display(), schema, "store ready");
 
     let mut gateway = Gateway::from_config(config.clone()).map_err(|e| e.to_string())?;

@@ -4,7 +4,9 @@
 mod query;
 mod record;
 mod sink;
+mod sqlite;
 
 pub use query::{GroupBy, UsageFilter, UsageQuery, UsageTotals, aggregate};
 pub use record::{RecordStatus, TokenCounts, UsageRecord};
 pub use sink::{LedgerError, LedgerSink, MemorySink};
+pub use sqlite::SqliteSink;
