@@ -1392,11 +1392,22 @@ fn ledger_error(e: crate::accounting::LedgerError) -> Error {
 }
 
 fn open_sqlite_ledger(path: &std::path::Path) -> Result<Ledger> {
-    Err(Error::new(
-        ErrorKind::BadRequest,
-        format!(
-            "ledger.database: sqlite ({}) is not available yet",
-            path.display()
+    let instance = crate::accounting::new_instance_id();
+    let sink = crate::accounting::SqliteSink::open(path, &instance).map_err(|e| {
+        Error::new(
+            ErrorKind::ServiceUnavailable,
+            format!("cannot open the usage ledger at {}: {e}", path.display()),
+        )
+    })?;
+    let ledger = Ledger::new(Arc::new(sink), instance);
+    match ledger.recover() {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            records = n,
+            path = %path.display(),
+            "requests left in flight by a process that ended are marked interrupted"
         ),
-    ))
+        Err(e) => tracing::error!(error = %e, "cannot mark interrupted requests in the ledger"),
+    }
+    Ok(ledger)
 }

@@ -12,6 +12,8 @@
 //!   (every attempt) that produced them.
 //! - [`inbound`] accepts other request shapes (the Anthropic Messages API) on top of the same
 //!   routing: [`Gateway::messages`] and [`Gateway::messages_stream`].
+//! - [`store`] opens and migrates the embedded SQLite file; [`accounting::SqliteSink`] keeps the
+//!   usage ledger in it.
 //! - [`Error`] is OpenAI-shaped (`{"error": {message, type, param, code}}`) with a small
 //!   [`ErrorKind`] that every surface maps once to its own error classes.
 //!
@@ -41,6 +43,7 @@ pub mod inbound;
 pub mod pricing;
 pub mod providers;
 pub mod router;
+pub mod store;
 mod transport;
 pub mod types;
 

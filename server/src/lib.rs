@@ -5,6 +5,5 @@
 pub mod error;
 pub mod messages;
 pub mod routes;
-pub mod store;
 
 pub use routes::app;

@@ -183,6 +183,10 @@ async fn serve(config_path: &PathBuf, listen: Option<String>) -> Result<(), Stri
                 .to_owned(),
         );
     }
+    let db_path = config.server.sqlite_path().map_err(|e| e.to_string())?;
+    let (_store, schema) = opengateway::store::open(&db_path).map_err(|e| e.to_string())?;
+    tracing::info!(path = %db_path.display(), schema, "store ready");
+
     // The usage ledger lives in the server's store unless the config puts it elsewhere; the
     // gateway creates and migrates it, and marks requests a killed server left open.
     if config.ledger.database.is_none() {

@@ -19,8 +19,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use opengateway::{CallContext, Error};
 use opengateway::inbound::anthropic::{MessagesRequest, MessagesStream, anthropic_error_body};
+use opengateway::{CallContext, Error};
 
 use crate::error::error_headers;
 use crate::routes::{AppState, attempts_summary, call_context, parse_json, route_headers};

@@ -185,8 +185,8 @@ async fn chat_completions(
             .chat_stream_with(request, &context)
             .await
             .inspect_err(|e| {
-            log_failure(&model, e, started);
-        })?;
+                log_failure(&model, e, started);
+            })?;
         let route = stream.route().clone();
         let request_id = stream.request_id().to_owned();
         tracing::info!(
@@ -205,8 +205,8 @@ async fn chat_completions(
         .chat_with(request, &context)
         .await
         .inspect_err(|e| {
-        log_failure(&model, e, started);
-    })?;
+            log_failure(&model, e, started);
+        })?;
     tracing::info!(
         request_id = %answer.request_id, model = %model, provider = %answer.route.provider, upstream_model = %answer.route.model,
         attempts = %attempts_summary(&answer.route.attempts), latency_ms = started.elapsed().as_millis() as u64,

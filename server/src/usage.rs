@@ -19,7 +19,10 @@ pub(crate) fn print(config: &Config, args: &UsageArgs) -> Result<(), String> {
     let path = match ledger.store().map_err(|e| e.to_string())? {
         LedgerStore::Sqlite(path) => path,
         LedgerStore::Memory => {
-            return Err("the ledger is kept in memory (ledger.database: memory): there is no store to read".into());
+            return Err(
+                "the ledger is kept in memory (ledger.database: memory): there is no store to read"
+                    .into(),
+            );
         }
     };
     if !path.exists() {
@@ -54,7 +57,7 @@ fn query(args: &UsageArgs) -> Result<UsageQuery, String> {
             group_by.push(by);
         }
     }
-    let now = Utc::now();
+    let now = DateTime::<Utc>::from(std::time::SystemTime::now());
     Ok(UsageQuery {
         group_by,
         filter: UsageFilter {
@@ -108,8 +111,16 @@ fn table(out: &mut impl Write, group_by: &[GroupBy], rows: &[UsageTotals]) {
     let mut header: Vec<String> = group_by.iter().map(|g| g.as_str().to_owned()).collect();
     header.extend(
         [
-            "requests", "ok", "errors", "prompt", "completion", "cached", "reasoning",
-            "provider $", "fee $", "total $",
+            "requests",
+            "ok",
+            "errors",
+            "prompt",
+            "completion",
+            "cached",
+            "reasoning",
+            "provider $",
+            "fee $",
+            "total $",
         ]
         .map(str::to_owned),
     );
@@ -118,7 +129,13 @@ fn table(out: &mut impl Write, group_by: &[GroupBy], rows: &[UsageTotals]) {
     for row in rows {
         let mut line: Vec<String> = group_by
             .iter()
-            .map(|g| row.group.get(g).cloned().flatten().unwrap_or_else(|| "-".to_owned()))
+            .map(|g| {
+                row.group
+                    .get(g)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| "-".to_owned())
+            })
             .collect();
         line.extend(numbers(row));
         lines.push(line);

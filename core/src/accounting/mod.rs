@@ -7,6 +7,7 @@ mod ledger;
 mod query;
 mod record;
 mod sink;
+mod sqlite;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub use ledger::{Ledger, RequestEndHook, new_instance_id};
 pub use query::{GroupBy, UsageFilter, UsageQuery, UsageTotals, aggregate};
 pub use record::{RecordStatus, TokenCounts, UsageRecord};
 pub use sink::{LedgerError, LedgerSink, MemorySink};
+pub use sqlite::SqliteSink;
 
 use crate::error::{Attempt, Error};
 use crate::pricing::{Cost, PriceTag};
@@ -136,9 +138,9 @@ impl Ticket {
         opening: Opening<'_>,
     ) -> Result<Ticket, Error> {
         let context = opening.context;
-        let mut tags = context.tags.clone();
-        for tag in opening.request_tags {
-            if !tags.contains(&tag) {
+        let mut tags: Vec<String> = Vec::new();
+        for tag in context.tags.iter().cloned().chain(opening.request_tags) {
+            if !tag.is_empty() && !tags.contains(&tag) {
                 tags.push(tag);
             }
         }

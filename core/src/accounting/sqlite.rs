@@ -1,0 +1,532 @@
+//! The durable ledger store: records in the gateway's SQLite file (see [`crate::store`]),
+//! filtered, grouped and summed in SQL with the same results as [`aggregate`].
+//!
+//! Several processes may share one file (a server, a CLI listing usage). Each sink holds an
+//! exclusive lock on a file named after its instance for as long as it lives; the operating
+//! system releases that lock when the process ends, however it ends (even `kill -9`), which
+//! is how [`SqliteSink::recover`] tells a crashed instance from a running one.
+//!
+//! [`aggregate`]: super::aggregate
+
+use std::fmt::Write as _;
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex, PoisonError};
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, Row, TransactionBehavior, params, params_from_iter};
+
+use super::query::{GroupBy, UsageFilter, UsageQuery, UsageTotals};
+use super::record::{RecordStatus, TokenCounts, UsageRecord};
+use super::sink::{LedgerError, LedgerSink};
+use crate::pricing::Cost;
+use crate::store;
+
+/// The columns of `usage_records`, in the order `write` binds them.
+const COLUMNS: [&str; 28] = [
+    "id",
+    "instance",
+    "started_at_ms",
+    "ended_at_ms",
+    "endpoint",
+    "stream",
+    "\"key\"",
+    "\"user\"",
+    "model",
+    "provider",
+    "provider_model",
+    "status",
+    "http_status",
+    "error_type",
+    "error_message",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "estimated",
+    "provider_cost_usd",
+    "fee_usd",
+    "total_cost_usd",
+    "latency_ms",
+    "ttft_ms",
+    "attempts",
+    "tags",
+];
+
+/// Insert, or replace every column of the row with the same id (settling a pending record).
+/// An upsert rather than `INSERT OR REPLACE`, which would delete the row and cascade to tags.
+static UPSERT: LazyLock<String> = LazyLock::new(|| {
+    let placeholders: Vec<String> = (1..=COLUMNS.len()).map(|i| format!("?{i}")).collect();
+    let updates: Vec<String> = COLUMNS[1..]
+        .iter()
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    format!(
+        "INSERT INTO usage_records ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
+        COLUMNS.join(", "),
+        placeholders.join(", "),
+        updates.join(", ")
+    )
+});
+
+/// The ledger kept in SQLite: survives the process, shared by every process on the file.
+#[derive(Debug)]
+pub struct SqliteSink {
+    /// Writes and recovery; one writer at a time is all SQLite allows anyway.
+    writer: Mutex<Connection>,
+    /// Listings and totals, on a connection of their own so that WAL lets them run while a
+    /// batch is being written.
+    reader: Mutex<Connection>,
+    /// Where every instance's lock file lives: `<db file name>.instances/`.
+    locks_dir: PathBuf,
+    /// This instance's lock file, removed on drop.
+    lock_path: PathBuf,
+    /// Held locked for the sink's whole life: the proof, to other processes, that it runs.
+    lock: File,
+}
+
+impl SqliteSink {
+    /// Opens (creating and migrating if needed) the SQLite file at `path` as the ledger of
+    /// `instance`, which must be unique to this process's life (a random id, not a host
+    /// name): recovery treats every other instance without a held lock as crashed.
+    ///
+    /// Fails if another live sink already holds `instance`. Liveness is a file lock, so every
+    /// process sharing the file must run on the same host (which SQLite's WAL mode requires
+    /// anyway).
+    pub fn open(path: &Path, instance: &str) -> Result<Self, LedgerError> {
+        let (writer, _) = store::open(path).map_err(|e| LedgerError(e.to_string()))?;
+        let (reader, _) = store::open(path).map_err(|e| LedgerError(e.to_string()))?;
+        reader.pragma_update(None, "query_only", true)?;
+
+        let locks_dir = locks_dir(path)?;
+        std::fs::create_dir_all(&locks_dir)
+            .map_err(|e| LedgerError(format!("cannot create {}: {e}", locks_dir.display())))?;
+        let lock_path = locks_dir.join(lock_file_name(instance));
+        let lock = open_lock_file(&lock_path)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(LedgerError(format!(
+                    "instance `{instance}` is already open by a running ledger on {}",
+                    path.display()
+                )));
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(LedgerError(format!(
+                    "cannot lock {}: {e}",
+                    lock_path.display()
+                )));
+            }
+        }
+        Ok(SqliteSink {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+            locks_dir,
+            lock_path,
+            lock,
+        })
+    }
+}
+
+impl Drop for SqliteSink {
+    fn drop(&mut self) {
+        // Removed while still locked, so a concurrent recovery either sees the lock held or
+        // finds no file: both are right (the latter means this instance is gone).
+        let _ = std::fs::remove_file(&self.lock_path);
+        let _ = self.lock.unlock();
+    }
+}
+
+impl LedgerSink for SqliteSink {
+    fn write(&self, batch: &[UsageRecord]) -> Result<(), LedgerError> {
+        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        // IMMEDIATE takes the write lock up front: a deferred transaction that upgrades from
+        // read to write can fail with SQLITE_BUSY without waiting for busy_timeout.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut upsert = tx.prepare_cached(&UPSERT)?;
+            let mut add_tag = tx.prepare_cached(
+                "INSERT OR IGNORE INTO usage_tags (record_id, tag) VALUES (?1, ?2)",
+            )?;
+            // A settled record normally carries the pending one's tags; this keeps the tag
+            // rows equal to the record's list if it ever does not.
+            let mut drop_stale_tags = tx.prepare_cached(
+                "DELETE FROM usage_tags WHERE record_id = ?1
+                 AND tag NOT IN (SELECT value FROM json_each(?2))",
+            )?;
+            for r in batch {
+                let attempts = json(&r.attempts)?;
+                let tags = json(&r.tags)?;
+                upsert.execute(params![
+                    r.id,
+                    r.instance,
+                    r.started_at_ms,
+                    r.ended_at_ms,
+                    r.endpoint,
+                    r.stream,
+                    r.key,
+                    r.user,
+                    r.model,
+                    r.provider,
+                    r.provider_model,
+                    r.status.as_str(),
+                    r.http_status,
+                    r.error_type,
+                    r.error_message,
+                    int(r.tokens.prompt)?,
+                    int(r.tokens.completion)?,
+                    int(r.tokens.cached)?,
+                    int(r.tokens.cache_write)?,
+                    int(r.tokens.reasoning)?,
+                    r.estimated,
+                    r.cost.provider_usd,
+                    r.cost.fee_usd,
+                    r.cost.total_usd,
+                    r.latency_ms.map(int).transpose()?,
+                    r.ttft_ms.map(int).transpose()?,
+                    attempts,
+                    tags,
+                ])?;
+                for tag in &r.tags {
+                    add_tag.execute(params![r.id, tag])?;
+                }
+                drop_stale_tags.execute(params![r.id, tags])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Marks `interrupted` the pending records of every instance other than `own_instance`
+    /// whose lock is not held (its process ended) or whose lock file does not exist, then
+    /// removes that lock file; returns how many records were marked. `ended_at_ms` stays
+    /// empty: when the process died is not known.
+    ///
+    /// Only the process that serves requests calls this, at start: a process that merely
+    /// reads the ledger (a CLI listing usage) must not, since it has no business settling
+    /// other processes' records.
+    fn recover(&self, own_instance: &str) -> Result<u64, LedgerError> {
+        let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let instances: Vec<String> = conn
+            .prepare(
+                "SELECT DISTINCT instance FROM usage_records
+                 WHERE status = 'pending' AND instance <> ?1",
+            )?
+            .query_map([own_instance], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut marked = 0;
+        for instance in instances {
+            let path = self.locks_dir.join(lock_file_name(&instance));
+            // Created if missing: an instance without a lock file is not running either.
+            let lock = match open_lock_file(&path) {
+                Ok(lock) => lock,
+                Err(e) => {
+                    tracing::warn!(%instance, error = %e, "ledger recovery skips an instance");
+                    continue;
+                }
+            };
+            match lock.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => continue,
+                Err(TryLockError::Error(e)) => {
+                    tracing::warn!(%instance, error = %e, "ledger recovery skips an instance");
+                    continue;
+                }
+            }
+            // Still holding the dead instance's lock: nobody can take its id meanwhile.
+            marked += conn.execute(
+                "UPDATE usage_records SET status = 'interrupted'
+                 WHERE instance = ?1 AND status = 'pending'",
+                [&instance],
+            )? as u64;
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a dead instance's lock file");
+            }
+        }
+        Ok(marked)
+    }
+
+    fn records(&self, filter: &UsageFilter, limit: usize) -> Result<Vec<UsageRecord>, LedgerError> {
+        let (where_sql, mut values) = filter_sql(filter);
+        let sql = format!(
+            "SELECT {} FROM usage_records r{where_sql}
+             ORDER BY r.started_at_ms DESC, r.id DESC LIMIT ?",
+            COLUMNS.join(", ")
+        );
+        values.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params_from_iter(values.iter()))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(record_from_row(row)?);
+        }
+        Ok(out)
+    }
+
+    fn totals(&self, query: &UsageQuery) -> Result<Vec<UsageTotals>, LedgerError> {
+        let dims = query.group_by.len();
+        let mut select = String::new();
+        let mut joins = String::new();
+        for (i, by) in query.group_by.iter().enumerate() {
+            let expr = match by {
+                GroupBy::Model => {
+                    "CASE WHEN r.provider IS NOT NULL AND r.provider_model IS NOT NULL \
+                     THEN r.provider || '/' || r.provider_model ELSE r.model END"
+                        .to_owned()
+                }
+                GroupBy::Provider => "r.provider".to_owned(),
+                GroupBy::Key => "r.\"key\"".to_owned(),
+                GroupBy::User => "r.\"user\"".to_owned(),
+                GroupBy::Tag => {
+                    // One join per occurrence, so that grouping by tag twice pairs every tag
+                    // with every tag, as `aggregate` does.
+                    let _ = write!(joins, " LEFT JOIN usage_tags t{i} ON t{i}.record_id = r.id");
+                    format!("t{i}.tag")
+                }
+                GroupBy::Status => "r.status".to_owned(),
+                GroupBy::Hour => time_bucket("%Y-%m-%dT%H"),
+                GroupBy::Day => time_bucket("%Y-%m-%d"),
+                GroupBy::Month => time_bucket("%Y-%m"),
+            };
+            let _ = write!(select, "{expr} AS g{i}, ");
+        }
+        let group_by = if dims == 0 {
+            String::new()
+        } else {
+            let names: Vec<String> = (0..dims).map(|i| format!("g{i}")).collect();
+            let order: Vec<String> = names.iter().map(|n| format!("{n} NULLS FIRST")).collect();
+            format!(
+                " GROUP BY {} ORDER BY {}",
+                names.join(", "),
+                order.join(", ")
+            )
+        };
+        let (where_sql, values) = filter_sql(&query.filter);
+        let sql = format!(
+            "SELECT {select}COUNT(*),
+                SUM(r.status = 'ok'), SUM(r.status = 'error'),
+                SUM(r.status = 'cancelled'), SUM(r.status = 'interrupted'), SUM(r.estimated),
+                SUM(r.prompt_tokens), SUM(r.completion_tokens), SUM(r.cached_tokens),
+                SUM(r.cache_write_tokens), SUM(r.reasoning_tokens),
+                {}, {}, {}
+             FROM usage_records r{joins}{where_sql}{group_by}",
+            cost_sum("provider_cost_usd"),
+            cost_sum("fee_usd"),
+            cost_sum("total_cost_usd"),
+        );
+        let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params_from_iter(values.iter()))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let requests = count(row, dims)?;
+            // Without GROUP BY, SQL answers one row even when nothing matched; `aggregate`
+            // answers none.
+            if requests == 0 {
+                continue;
+            }
+            let mut group = std::collections::BTreeMap::new();
+            for (i, by) in query.group_by.iter().enumerate() {
+                group.insert(*by, row.get::<_, Option<String>>(i)?);
+            }
+            let cost = |i: usize| -> Result<f64, LedgerError> {
+                Ok(row.get::<_, Option<f64>>(dims + i)?.unwrap_or(f64::NAN))
+            };
+            out.push(UsageTotals {
+                group,
+                requests,
+                ok: count(row, dims + 1)?,
+                errors: count(row, dims + 2)?,
+                cancelled: count(row, dims + 3)?,
+                interrupted: count(row, dims + 4)?,
+                estimated: count(row, dims + 5)?,
+                prompt_tokens: count(row, dims + 6)?,
+                completion_tokens: count(row, dims + 7)?,
+                cached_tokens: count(row, dims + 8)?,
+                cache_write_tokens: count(row, dims + 9)?,
+                reasoning_tokens: count(row, dims + 10)?,
+                provider_cost_usd: cost(11)?,
+                fee_usd: cost(12)?,
+                total_cost_usd: cost(13)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+}
+
+/// `<dir>/<db file name>.instances`, next to the database.
+fn locks_dir(db: &Path) -> Result<PathBuf, LedgerError> {
+    let name = db
+        .file_name()
+        .ok_or_else(|| LedgerError(format!("`{}` names no file", db.display())))?;
+    let mut dir = name.to_os_string();
+    dir.push(".instances");
+    Ok(db.with_file_name(dir))
+}
+
+/// The lock file's name for an instance id. Bytes outside `[A-Za-z0-9_-]` are escaped as
+/// `%XX` so that any id is one safe file name (no `/`, no `..`) and two ids never share one.
+fn lock_file_name(instance: &str) -> String {
+    let mut name = String::with_capacity(instance.len() + 5);
+    for b in instance.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            name.push(char::from(b));
+        } else {
+            let _ = write!(name, "%{b:02X}");
+        }
+    }
+    name.push_str(".lock");
+    name
+}
+
+/// Opens (creating if needed) a lock file without touching its content.
+fn open_lock_file(path: &Path) -> Result<File, LedgerError> {
+    File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| LedgerError(format!("cannot open {}: {e}", path.display())))
+}
+
+/// The filter as a WHERE clause on `usage_records r` and its parameters, in order.
+fn filter_sql(filter: &UsageFilter) -> (String, Vec<Value>) {
+    let mut clauses: Vec<&str> = Vec::new();
+    let mut values = Vec::new();
+    if let Some(t) = filter.since_ms {
+        clauses.push("r.started_at_ms >= ?");
+        values.push(Value::Integer(t));
+    }
+    if let Some(t) = filter.until_ms {
+        clauses.push("r.started_at_ms < ?");
+        values.push(Value::Integer(t));
+    }
+    if let Some(key) = &filter.key {
+        clauses.push("r.\"key\" = ?");
+        values.push(Value::Text(key.clone()));
+    }
+    if let Some(user) = &filter.user {
+        clauses.push("r.\"user\" = ?");
+        values.push(Value::Text(user.clone()));
+    }
+    if let Some(provider) = &filter.provider {
+        clauses.push("r.provider = ?");
+        values.push(Value::Text(provider.clone()));
+    }
+    if let Some(model) = &filter.model {
+        // The billed model is provider/provider_model when both are set (else the concat is
+        // NULL and only the model asked can match), as in `UsageRecord::billed_model`.
+        clauses.push("(r.model = ? OR r.provider || '/' || r.provider_model = ?)");
+        values.push(Value::Text(model.clone()));
+        values.push(Value::Text(model.clone()));
+    }
+    if let Some(tag) = &filter.tag {
+        clauses
+            .push("EXISTS (SELECT 1 FROM usage_tags ft WHERE ft.record_id = r.id AND ft.tag = ?)");
+        values.push(Value::Text(tag.clone()));
+    }
+    if let Some(status) = filter.status {
+        clauses.push("r.status = ?");
+        values.push(Value::Text(status.as_str().to_owned()));
+    }
+    if clauses.is_empty() {
+        (String::new(), values)
+    } else {
+        (format!(" WHERE {}", clauses.join(" AND ")), values)
+    }
+}
+
+/// The UTC bucket of `started_at_ms` as `format`, like `query::time_bucket` (chrono). The
+/// seconds are floored (SQLite's `/` truncates toward zero) so that instants before 1970
+/// fall in the same bucket as chrono puts them.
+fn time_bucket(format: &str) -> String {
+    format!(
+        "strftime('{format}', (r.started_at_ms - ((r.started_at_ms % 1000) + 1000) % 1000) / 1000, 'unixepoch')"
+    )
+}
+
+/// The sum of a cost column, NULL (read as NaN) when a record's cost is NULL, i.e. was NaN:
+/// `SUM` would skip it where `aggregate`'s sum turns NaN.
+fn cost_sum(column: &str) -> String {
+    format!("CASE WHEN COUNT(r.{column}) = COUNT(*) THEN SUM(r.{column}) END")
+}
+
+/// A count or token number as SQLite stores it.
+fn int(n: u64) -> Result<i64, LedgerError> {
+    i64::try_from(n).map_err(|_| LedgerError(format!("{n} is too large for the ledger")))
+}
+
+/// A non-negative integer column read back.
+fn count(row: &Row<'_>, idx: usize) -> Result<u64, LedgerError> {
+    let n: i64 = row.get(idx)?;
+    u64::try_from(n).map_err(|_| LedgerError(format!("negative count {n} in the ledger")))
+}
+
+/// An optional non-negative integer column read back.
+fn opt_count(row: &Row<'_>, idx: usize) -> Result<Option<u64>, LedgerError> {
+    match row.get::<_, Option<i64>>(idx)? {
+        None => Ok(None),
+        Some(_) => count(row, idx).map(Some),
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, LedgerError> {
+    serde_json::to_string(value).map_err(|e| LedgerError(e.to_string()))
+}
+
+/// A record from a row selected as [`COLUMNS`].
+fn record_from_row(row: &Row<'_>) -> Result<UsageRecord, LedgerError> {
+    let status: String = row.get(11)?;
+    let attempts: String = row.get(26)?;
+    let tags: String = row.get(27)?;
+    let id: String = row.get(0)?;
+    let bad = |what: &str, e: &dyn std::fmt::Display| {
+        LedgerError(format!("record {id}: unreadable {what}: {e}"))
+    };
+    let cost = |idx: usize| -> Result<f64, LedgerError> {
+        Ok(row.get::<_, Option<f64>>(idx)?.unwrap_or(f64::NAN))
+    };
+    Ok(UsageRecord {
+        instance: row.get(1)?,
+        started_at_ms: row.get(2)?,
+        ended_at_ms: row.get(3)?,
+        endpoint: row.get(4)?,
+        stream: row.get(5)?,
+        key: row.get(6)?,
+        user: row.get(7)?,
+        model: row.get(8)?,
+        provider: row.get(9)?,
+        provider_model: row.get(10)?,
+        status: RecordStatus::parse(&status).ok_or_else(|| bad("status", &status))?,
+        http_status: row.get(12)?,
+        error_type: row.get(13)?,
+        error_message: row.get(14)?,
+        tokens: TokenCounts {
+            prompt: count(row, 15)?,
+            completion: count(row, 16)?,
+            cached: count(row, 17)?,
+            cache_write: count(row, 18)?,
+            reasoning: count(row, 19)?,
+        },
+        estimated: row.get(20)?,
+        cost: Cost {
+            provider_usd: cost(21)?,
+            fee_usd: cost(22)?,
+            total_usd: cost(23)?,
+        },
+        latency_ms: opt_count(row, 24)?,
+        ttft_ms: opt_count(row, 25)?,
+        attempts: serde_json::from_str(&attempts).map_err(|e| bad("attempts", &e))?,
+        tags: serde_json::from_str(&tags).map_err(|e| bad("tags", &e))?,
+        id,
+    })
+}
