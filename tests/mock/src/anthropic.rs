@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use crate::{
     MockState,
     directives::{self, Knobs},
-    engine::{self, Answer, Choice, Pacing, Prompt, Reply, Tool, knob_bool},
+    engine::{self, Answer, Choice, Pacing, Prompt, Reply, Tool, Usage, UsagePins, knob_bool},
     replay,
     wire::{self, Format, Piece, anthropic_error, set_header, sleep_ms},
 };
@@ -68,10 +68,15 @@ pub(crate) async fn messages(State(state): State<MockState>, body: Bytes) -> Res
     let prompt = prompt(&request, messages, max_tokens);
     let answer = engine::answer(&state, &prompt, &knobs, "toolu_mock_");
     let seq = state.next_completion();
+    let computed = Usage::computed(
+        prompt.prompt_tokens,
+        answer.reply_tokens(),
+        answer.thinking_tokens(),
+    );
     let message = Message {
         id: format!("msg_mock_{seq}"),
         model,
-        input_tokens: prompt.prompt_tokens,
+        usage: UsagePins::of(&knobs).apply(computed),
         answer: &answer,
     };
     let mut response = if request.get("stream").and_then(Value::as_bool) == Some(true) {
@@ -202,7 +207,8 @@ fn role(message: &Value) -> Option<&str> {
 struct Message<'a> {
     id: String,
     model: &'a str,
-    input_tokens: usize,
+    /// The reported usage, usage knobs applied.
+    usage: Usage,
     answer: &'a Answer,
 }
 
@@ -217,23 +223,14 @@ impl Message<'_> {
         }
     }
 
-    fn output_tokens(&self) -> usize {
-        self.answer.reply_tokens() + self.answer.thinking_tokens()
-    }
-
     /// The message object; `content` and `usage` filled in unless `opening` (`message_start`).
-    fn envelope(&self, content: Vec<Value>, output_tokens: usize, opening: bool) -> Value {
+    fn envelope(&self, content: Vec<Value>, output_tokens: u64, opening: bool) -> Value {
         json!({
             "id": self.id, "type": "message", "role": "assistant", "model": self.model,
             "content": content,
             "stop_reason": if opening { Value::Null } else { json!(self.stop_reason()) },
             "stop_sequence": null,
-            "usage": {
-                "input_tokens": self.input_tokens,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
-                "output_tokens": output_tokens
-            }
+            "usage": self.usage.anthropic(output_tokens)
         })
     }
 
@@ -250,7 +247,7 @@ impl Message<'_> {
                 json!({"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments_json()})
             })),
         }
-        self.envelope(content, self.output_tokens(), false)
+        self.envelope(content, self.usage.output(), false)
     }
 }
 
@@ -341,7 +338,7 @@ fn stream_events(message: &Message<'_>, chunks: Option<usize>, knobs: &Knobs) ->
         let delta = json!({
             "type": "message_delta",
             "delta": {"stop_reason": message.stop_reason(), "stop_sequence": null},
-            "usage": {"output_tokens": message.output_tokens()}
+            "usage": {"output_tokens": message.usage.output()}
         });
         events.push(Event::new("message_delta", &delta));
         events.push(Event::new("message_stop", &json!({"type": "message_stop"})));

@@ -11,7 +11,9 @@ use serde_json::{Map, Value, json};
 use crate::{
     MockState,
     directives::{self, Knobs},
-    engine::{self, Answer, Choice, MAX_FANOUT, Pacing, Prompt, Reply, Tool, knob_bool},
+    engine::{
+        self, Answer, Choice, MAX_FANOUT, Pacing, Prompt, Reply, Tool, Usage, UsagePins, knob_bool,
+    },
     replay,
     wire::{self, Format, Piece, openai_error, sleep_ms, unix_now},
 };
@@ -62,7 +64,7 @@ pub(crate) async fn chat_completions(State(state): State<MockState>, body: Bytes
         .and_then(Value::as_u64)
         .unwrap_or(1)
         .clamp(1, MAX_FANOUT) as usize;
-    let usage = usage(prompt.prompt_tokens, &answer, n, knobs.get("usage"));
+    let usage = usage(prompt.prompt_tokens, &answer, n, &knobs);
     let seq = state.next_completion();
     let meta = Meta {
         id: format!("chatcmpl-mock-{seq}"),
@@ -127,27 +129,21 @@ fn prompt<'a>(request: &'a Map<String, Value>, messages: &'a [Value]) -> Prompt<
     }
 }
 
-fn usage(prompt: usize, answer: &Answer, n: usize, overrides: Option<&Value>) -> Value {
-    let reasoning = answer.thinking_tokens() * n;
-    let completion = answer.reply_tokens() * n + reasoning;
-    let mut usage = json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {
-            "reasoning_tokens": reasoning,
-            "audio_tokens": 0,
-            "accepted_prediction_tokens": 0,
-            "rejected_prediction_tokens": 0
-        }
-    });
-    if let Some(overrides) = overrides {
+/// The usage of `n` choices of `answer`, with the usage knobs applied and then the `usage` knob's
+/// object merged over it.
+fn usage(prompt: usize, answer: &Answer, n: usize, knobs: &Knobs) -> Value {
+    let computed = Usage::computed(
+        prompt,
+        answer.reply_tokens() * n,
+        answer.thinking_tokens() * n,
+    );
+    let mut usage = UsagePins::of(knobs).apply(computed).openai();
+    if let Some(overrides) = knobs.get("usage") {
         merge(&mut usage, overrides);
         // Keep the total consistent with overridden parts unless the test pins it too.
         if overrides.get("total_tokens").is_none() {
             let part = |key: &str| usage.get(key).and_then(Value::as_u64).unwrap_or(0);
-            let total = part("prompt_tokens") + part("completion_tokens");
+            let total = part("prompt_tokens").saturating_add(part("completion_tokens"));
             usage["total_tokens"] = total.into();
         }
     }
@@ -378,17 +374,36 @@ mod tests {
                 truncated: false,
             },
         };
-        let plain = usage(5, &answer, 1, None);
+        let plain = usage(5, &answer, 1, &Knobs::new());
         assert_eq!(plain["prompt_tokens"], 5);
         assert_eq!(plain["completion_tokens"], 3);
         assert_eq!(plain["total_tokens"], 8);
-        let overrides = json!({"prompt_tokens": 10, "prompt_tokens_details": {"cached_tokens": 4}});
-        let merged = usage(5, &answer, 1, Some(&overrides));
+        let knobs =
+            json!({"usage": {"prompt_tokens": 10, "prompt_tokens_details": {"cached_tokens": 4}}});
+        let merged = usage(5, &answer, 1, knobs.as_object().unwrap());
         assert_eq!(merged["total_tokens"], 13);
         assert_eq!(
             merged["prompt_tokens_details"],
             json!({"cached_tokens": 4, "audio_tokens": 0})
         );
+    }
+
+    #[test]
+    fn usage_pins_are_totals_over_all_choices() {
+        let answer = Answer {
+            thinking: Some("hmm".into()),
+            reply: Reply::Text {
+                content: "a b".into(),
+                truncated: false,
+            },
+        };
+        let knobs = json!({"completion_tokens": 50, "reasoning_tokens": 30, "cached_tokens": 2});
+        let pinned = usage(5, &answer, 3, knobs.as_object().unwrap());
+        assert_eq!(pinned["prompt_tokens"], 5);
+        assert_eq!(pinned["prompt_tokens_details"]["cached_tokens"], 2);
+        assert_eq!(pinned["completion_tokens"], 80);
+        assert_eq!(pinned["completion_tokens_details"]["reasoning_tokens"], 30);
+        assert_eq!(pinned["total_tokens"], 85);
     }
 
     #[test]
@@ -400,7 +415,7 @@ mod tests {
                 truncated: false,
             },
         };
-        let counted = usage(1, &answer, 2, None);
+        let counted = usage(1, &answer, 2, &Knobs::new());
         assert_eq!(counted["completion_tokens"], 12);
         assert_eq!(counted["completion_tokens_details"]["reasoning_tokens"], 8);
     }

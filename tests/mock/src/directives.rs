@@ -5,6 +5,19 @@
 //! knobs after its base name. `~name` sets a flag, `~no_name` clears it, `~name=value` sets a
 //! number (or, for `key`, a string). The knobs mean exactly what the `mock` object's knobs of the
 //! same name mean; on the OpenAI endpoint the body's `mock` object is merged over them and wins.
+//!
+//! - Flags: `tool_call`, `thinking`, `truncate`, `stream_error`, `malformed`.
+//! - Numbers: `status`, `retry_after`, `retry_after_ms`, `drop_after`, `chunks`, `parallel`,
+//!   `fail_first`, `first_byte_delay_ms`, `chunk_delay_ms`, and the usage pins
+//!   `prompt_tokens`, `cached_tokens`, `cache_write_tokens`, `completion_tokens`,
+//!   `reasoning_tokens`.
+//! - Strings: `key`.
+//!
+//! The usage pins fix the usage a response reports, in OpenAI's meaning: `prompt_tokens` counts
+//! every input token, of which `cached_tokens` were read from and `cache_write_tokens` written to
+//! the cache; `completion_tokens` counts visible output and `reasoning_tokens` thinking, as totals
+//! over all choices. Each endpoint renders them in its provider's terms (see
+//! `engine::Usage`); a pin not given keeps the computed value.
 
 use serde_json::{Map, Value};
 
@@ -24,7 +37,7 @@ const FLAGS: [&str; 5] = [
 ];
 
 /// Directives taking a non-negative integer: `~name=N`.
-const NUMBERS: [&str; 9] = [
+const NUMBERS: [&str; 14] = [
     "status",
     "retry_after",
     "retry_after_ms",
@@ -34,6 +47,11 @@ const NUMBERS: [&str; 9] = [
     "fail_first",
     "first_byte_delay_ms",
     "chunk_delay_ms",
+    "prompt_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
 ];
 
 /// Directives taking a string: `~name=text`.
@@ -126,6 +144,15 @@ mod tests {
         assert_eq!(
             Value::Object(knobs),
             json!({"status": 429, "retry_after": 3, "tool_call": true, "thinking": false, "key": "a=b"})
+        );
+        let (_, knobs) = parse(
+            "m~prompt_tokens=1000~cached_tokens=400~cache_write_tokens=100~completion_tokens=50~reasoning_tokens=30",
+        )
+        .unwrap();
+        assert_eq!(
+            Value::Object(knobs),
+            json!({"prompt_tokens": 1000, "cached_tokens": 400, "cache_write_tokens": 100,
+                   "completion_tokens": 50, "reasoning_tokens": 30})
         );
     }
 

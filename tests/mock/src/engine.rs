@@ -4,7 +4,7 @@
 //! Each format turns its request into a [`Prompt`], asks [`answer`] what the model says and
 //! renders the [`Answer`] in its own shape, so the rules stay the same on every endpoint.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::{MockConfig, MockState, directives::Knobs};
 
@@ -106,6 +106,152 @@ impl Answer {
         self.thinking
             .as_deref()
             .map_or(0, |thinking| thinking.split_whitespace().count())
+    }
+}
+
+/// Token usage of one response in OpenAI's meaning, before a wire format renders it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Usage {
+    /// Every input token, cached ones included.
+    pub(crate) prompt: u64,
+    /// Input tokens read from the cache.
+    pub(crate) cached: u64,
+    /// Input tokens written to the cache.
+    pub(crate) cache_write: u64,
+    /// Visible output tokens, reasoning left out.
+    pub(crate) completion: u64,
+    /// Reasoning (thinking) output tokens.
+    pub(crate) reasoning: u64,
+    /// `cached` was pinned by a knob, so it is reported even when zero.
+    pub(crate) cached_pinned: bool,
+}
+
+impl Usage {
+    /// The usage the fake model computed: nothing cached.
+    pub(crate) fn computed(prompt: usize, completion: usize, reasoning: usize) -> Usage {
+        Usage {
+            prompt: prompt as u64,
+            completion: completion as u64,
+            reasoning: reasoning as u64,
+            ..Usage::default()
+        }
+    }
+
+    /// All output tokens: visible plus reasoning.
+    pub(crate) fn output(&self) -> u64 {
+        self.completion.saturating_add(self.reasoning)
+    }
+
+    /// Input plus output tokens.
+    pub(crate) fn total(&self) -> u64 {
+        self.prompt.saturating_add(self.output())
+    }
+
+    /// OpenAI's `usage` object. OpenAI counts reasoning inside `completion_tokens` and has no
+    /// cache-write count.
+    pub(crate) fn openai(&self) -> Value {
+        json!({
+            "prompt_tokens": self.prompt,
+            "completion_tokens": self.output(),
+            "total_tokens": self.total(),
+            "prompt_tokens_details": {"cached_tokens": self.cached, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": self.reasoning,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0
+            }
+        })
+    }
+
+    /// Anthropic's `usage` object with `output_tokens` as given (`message_start` sends a
+    /// placeholder). Anthropic's `input_tokens` leaves out cache reads and writes (never below 0);
+    /// its `output_tokens` includes thinking.
+    pub(crate) fn anthropic(&self, output_tokens: u64) -> Value {
+        let input = self
+            .prompt
+            .saturating_sub(self.cached)
+            .saturating_sub(self.cache_write);
+        json!({
+            "input_tokens": input,
+            "cache_creation_input_tokens": self.cache_write,
+            "cache_read_input_tokens": self.cached,
+            "output_tokens": output_tokens
+        })
+    }
+
+    /// Gemini's `usageMetadata`. Like Google, zero counts are left out, except a pinned cached
+    /// count; `promptTokenCount` includes cached tokens and `candidatesTokenCount` excludes
+    /// thoughts. Gemini has no cache-write count.
+    pub(crate) fn gemini(&self) -> Value {
+        let mut usage = Map::new();
+        usage.insert("promptTokenCount".into(), json!(self.prompt));
+        if self.completion > 0 {
+            usage.insert("candidatesTokenCount".into(), json!(self.completion));
+        }
+        usage.insert("totalTokenCount".into(), json!(self.total()));
+        if self.cached > 0 || self.cached_pinned {
+            usage.insert("cachedContentTokenCount".into(), json!(self.cached));
+        }
+        if self.reasoning > 0 {
+            usage.insert("thoughtsTokenCount".into(), json!(self.reasoning));
+        }
+        Value::Object(usage)
+    }
+}
+
+/// The usage knobs (`prompt_tokens`, `cached_tokens`, `cache_write_tokens`, `completion_tokens`,
+/// `reasoning_tokens`), in OpenAI's meaning: each one given replaces that part of the computed
+/// usage; output counts are totals over all choices or candidates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct UsagePins {
+    prompt: Option<u64>,
+    cached: Option<u64>,
+    cache_write: Option<u64>,
+    completion: Option<u64>,
+    reasoning: Option<u64>,
+}
+
+impl UsagePins {
+    /// The usage knobs of a request.
+    pub(crate) fn of(knobs: &Knobs) -> UsagePins {
+        UsagePins {
+            prompt: knob_u64(knobs, "prompt_tokens"),
+            cached: knob_u64(knobs, "cached_tokens"),
+            cache_write: knob_u64(knobs, "cache_write_tokens"),
+            completion: knob_u64(knobs, "completion_tokens"),
+            reasoning: knob_u64(knobs, "reasoning_tokens"),
+        }
+    }
+
+    /// The usage to report for a whole answer whose computed usage is `computed`.
+    pub(crate) fn apply(&self, computed: Usage) -> Usage {
+        self.apply_partial(computed, computed)
+    }
+
+    /// The usage to report once `so_far` of the `whole` computed usage is out (a stream's running
+    /// count). Input parts are pinned from the start; a pinned output part grows in proportion to
+    /// its computed part and reaches the pin exactly when that part is complete.
+    pub(crate) fn apply_partial(&self, so_far: Usage, whole: Usage) -> Usage {
+        let scaled = |pin: Option<u64>, done: u64, all: u64| {
+            pin.map_or(done, |pin| {
+                if done >= all {
+                    pin
+                } else {
+                    // done < all, so the quotient is below `pin` and fits.
+                    u64::try_from(u128::from(pin) * u128::from(done) / u128::from(all))
+                        .unwrap_or(pin)
+                }
+            })
+        };
+        Usage {
+            prompt: self.prompt.unwrap_or(so_far.prompt),
+            cached: self.cached.unwrap_or(so_far.cached),
+            cache_write: self.cache_write.unwrap_or(so_far.cache_write),
+            completion: scaled(self.completion, so_far.completion, whole.completion),
+            reasoning: scaled(self.reasoning, so_far.reasoning, whole.reasoning),
+            cached_pinned: so_far.cached_pinned || self.cached.is_some(),
+        }
     }
 }
 
@@ -374,6 +520,71 @@ pub(crate) fn knob_bool(knobs: &Knobs, key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pins(knobs: Value) -> UsagePins {
+        UsagePins::of(knobs.as_object().unwrap())
+    }
+
+    #[test]
+    fn usage_pins_replace_only_the_parts_given() {
+        let computed = Usage::computed(5, 9, 4);
+        assert_eq!(pins(json!({})).apply(computed), computed);
+        let cached = pins(json!({"cached_tokens": 40})).apply(computed);
+        assert_eq!((cached.prompt, cached.cached), (5, 40));
+        assert_eq!((cached.completion, cached.reasoning), (9, 4));
+        // More cached than prompt: Anthropic's uncached input stops at zero.
+        assert_eq!(cached.anthropic(13)["input_tokens"], 0);
+        assert_eq!(cached.anthropic(13)["cache_read_input_tokens"], 40);
+        let huge =
+            pins(json!({"prompt_tokens": u64::MAX, "completion_tokens": u64::MAX})).apply(computed);
+        assert_eq!(huge.total(), u64::MAX);
+    }
+
+    #[test]
+    fn usage_renders_in_each_providers_terms() {
+        let usage = pins(json!({"prompt_tokens": 1000, "cached_tokens": 400,
+                                "cache_write_tokens": 100, "completion_tokens": 50,
+                                "reasoning_tokens": 30}))
+        .apply(Usage::computed(5, 9, 0));
+        let openai = usage.openai();
+        assert_eq!(openai["prompt_tokens"], 1000);
+        assert_eq!(openai["prompt_tokens_details"]["cached_tokens"], 400);
+        assert_eq!(openai["completion_tokens"], 80);
+        assert_eq!(openai["completion_tokens_details"]["reasoning_tokens"], 30);
+        assert_eq!(openai["total_tokens"], 1080);
+        assert_eq!(
+            usage.anthropic(usage.output()),
+            json!({"input_tokens": 500, "cache_creation_input_tokens": 100,
+                   "cache_read_input_tokens": 400, "output_tokens": 80})
+        );
+        assert_eq!(
+            usage.gemini(),
+            json!({"promptTokenCount": 1000, "candidatesTokenCount": 50, "totalTokenCount": 1080,
+                   "cachedContentTokenCount": 400, "thoughtsTokenCount": 30})
+        );
+        let plain = Usage::computed(5, 9, 0).gemini();
+        assert_eq!(
+            plain,
+            json!({"promptTokenCount": 5, "candidatesTokenCount": 9, "totalTokenCount": 14})
+        );
+        let zero = pins(json!({"cached_tokens": 0})).apply(Usage::computed(5, 9, 0));
+        assert_eq!(zero.gemini()["cachedContentTokenCount"], 0);
+    }
+
+    #[test]
+    fn pinned_output_grows_with_the_stream_and_ends_at_the_pin() {
+        let pins = pins(json!({"completion_tokens": 50, "reasoning_tokens": 30}));
+        let whole = Usage::computed(5, 10, 4);
+        let early = pins.apply_partial(Usage::computed(5, 0, 2), whole);
+        assert_eq!((early.completion, early.reasoning), (0, 15));
+        let middle = pins.apply_partial(Usage::computed(5, 3, 4), whole);
+        assert_eq!((middle.completion, middle.reasoning), (15, 30));
+        let end = pins.apply_partial(whole, whole);
+        assert_eq!((end.completion, end.reasoning), (50, 30));
+        // Nothing computed to scale by: the pin holds from the start.
+        let empty = pins.apply_partial(Usage::computed(5, 0, 0), Usage::computed(5, 0, 0));
+        assert_eq!((empty.completion, empty.reasoning), (50, 30));
+    }
 
     #[test]
     fn word_pieces_keep_whitespace_and_concatenate_back() {

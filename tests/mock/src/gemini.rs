@@ -11,7 +11,9 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     MockState, directives,
-    engine::{self, Answer, Choice, MAX_FANOUT, Pacing, Prompt, Reply, Tool, knob_bool},
+    engine::{
+        self, Answer, Choice, MAX_FANOUT, Pacing, Prompt, Reply, Tool, Usage, UsagePins, knob_bool,
+    },
     replay,
     wire::{self, Format, Piece, sleep_ms},
 };
@@ -91,6 +93,7 @@ pub(crate) async fn generate(
         prompt_tokens: prompt.prompt_tokens,
         candidates,
         answer: &answer,
+        pins: UsagePins::of(&knobs),
     };
     if !stream {
         let body = serde_json::to_string_pretty(&reply.whole()).unwrap_or_default();
@@ -271,6 +274,8 @@ struct Rendering<'a> {
     prompt_tokens: usize,
     candidates: usize,
     answer: &'a Answer,
+    /// The usage knobs.
+    pins: UsagePins,
 }
 
 impl Rendering<'_> {
@@ -283,23 +288,21 @@ impl Rendering<'_> {
         }
     }
 
-    /// `usageMetadata` for output counted so far; like Google, zero counts are left out.
-    fn usage(&self, candidates_tokens: usize, thoughts_tokens: usize) -> Value {
-        let (output, thoughts) = (
+    /// The computed usage once this many tokens of one candidate's reply and thoughts are out.
+    fn computed(&self, candidates_tokens: usize, thoughts_tokens: usize) -> Usage {
+        Usage::computed(
+            self.prompt_tokens,
             candidates_tokens * self.candidates,
             thoughts_tokens * self.candidates,
-        );
-        let mut usage = Map::new();
-        usage.insert("promptTokenCount".into(), json!(self.prompt_tokens));
-        if output > 0 {
-            usage.insert("candidatesTokenCount".into(), json!(output));
-        }
-        let total = self.prompt_tokens + output + thoughts;
-        usage.insert("totalTokenCount".into(), json!(total));
-        if thoughts > 0 {
-            usage.insert("thoughtsTokenCount".into(), json!(thoughts));
-        }
-        Value::Object(usage)
+        )
+    }
+
+    /// `usageMetadata` for output counted so far, usage knobs applied: a pinned output count is
+    /// reached on the piece that completes that output.
+    fn usage(&self, candidates_tokens: usize, thoughts_tokens: usize) -> Value {
+        let whole = self.computed(self.answer.reply_tokens(), self.answer.thinking_tokens());
+        let so_far = self.computed(candidates_tokens, thoughts_tokens);
+        self.pins.apply_partial(so_far, whole).gemini()
     }
 
     fn response(&self, parts: &[Value], finish: Option<&str>, usage: Value) -> Value {

@@ -445,3 +445,56 @@ async fn delay_directives_pace_the_answer() {
     );
     assert_eq!(deltas(&events, "text_delta", "text").len(), 4);
 }
+
+/// Every usage directive, in OpenAI's meaning.
+const PINS: &str = "~prompt_tokens=1000~cached_tokens=400~cache_write_tokens=100~completion_tokens=50~reasoning_tokens=30";
+
+#[tokio::test]
+async fn usage_directives_pin_usage_in_anthropic_terms() {
+    let server = start().await;
+    let model = format!("mock-claude{PINS}");
+    // input_tokens leaves out cache reads and writes; output_tokens includes thinking.
+    let expected = json!({
+        "input_tokens": 500,
+        "cache_creation_input_tokens": 100,
+        "cache_read_input_tokens": 400,
+        "output_tokens": 80
+    });
+    let thinking = json!({"type": "enabled", "budget_tokens": 512});
+    for extra in [json!({}), json!({"thinking": thinking})] {
+        let mut body = request(extra);
+        body["model"] = json!(model);
+        let message = post_json(&server, &body).await;
+        assert_eq!(message["usage"], expected);
+
+        body["stream"] = json!(true);
+        let events = stream(&server, &body).await;
+        let (start, delta) = (&events[0], &events[events.len() - 2]);
+        assert_eq!(start.0, "message_start");
+        let mut opening = expected.clone();
+        opening["output_tokens"] = json!(1);
+        assert_eq!(start.1["message"]["usage"], opening);
+        assert_eq!(delta.0, "message_delta");
+        assert_eq!(delta.1["usage"], json!({"output_tokens": 80}));
+    }
+
+    // A directive not given keeps the computed part; cache counts past the prompt leave no
+    // uncached input rather than underflowing.
+    let message = post_json(
+        &server,
+        &request(json!({"model": "mock-claude~cached_tokens=40"})),
+    )
+    .await;
+    assert_eq!(
+        message["usage"],
+        json!({"input_tokens": 0, "cache_creation_input_tokens": 0,
+               "cache_read_input_tokens": 40, "output_tokens": 9})
+    );
+    let message = post_json(
+        &server,
+        &request(json!({"model": "mock-claude~prompt_tokens=100~cache_write_tokens=30"})),
+    )
+    .await;
+    assert_eq!(message["usage"]["input_tokens"], 70);
+    assert_eq!(message["usage"]["cache_creation_input_tokens"], 30);
+}

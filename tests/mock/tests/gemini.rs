@@ -403,3 +403,59 @@ async fn stream_failure_directives() {
     let text = response.text().await.unwrap();
     assert!(serde_json::from_str::<Value>(&text).is_err(), "{text}");
 }
+
+/// Every usage directive, in OpenAI's meaning.
+const PINS: &str = "~prompt_tokens=1000~cached_tokens=400~cache_write_tokens=100~completion_tokens=50~reasoning_tokens=30";
+
+#[tokio::test]
+async fn usage_directives_pin_usage_metadata() {
+    let server = start().await;
+    let expected = json!({
+        "promptTokenCount": 1000,
+        "candidatesTokenCount": 50,
+        "totalTokenCount": 1080,
+        "cachedContentTokenCount": 400,
+        "thoughtsTokenCount": 30
+    });
+    let model = format!("mock-gemini{PINS}");
+    let response = generate(&server, &model, &request(json!({}))).await;
+    assert_eq!(response["usageMetadata"], expected);
+    // Pins are totals over all candidates, thinking or not.
+    let config = json!({"generationConfig": {"thinkingConfig": {"includeThoughts": true}, "candidateCount": 2}});
+    let response = generate(&server, &model, &request(config.clone())).await;
+    assert_eq!(response["usageMetadata"], expected);
+
+    for body in [request(json!({})), request(config)] {
+        let events = stream(&server, &model, &body).await;
+        assert!(events.len() > 1);
+        assert_eq!(events.last().unwrap()["usageMetadata"], expected);
+        let (mut candidates, mut thoughts) = (0, 0);
+        for event in &events {
+            let usage = &event["usageMetadata"];
+            assert_eq!(usage["promptTokenCount"], 1000);
+            assert_eq!(usage["cachedContentTokenCount"], 400);
+            let count = |key: &str| usage.get(key).map_or(0, |count| count.as_u64().unwrap());
+            assert!(count("candidatesTokenCount") >= candidates, "{usage}");
+            assert!(count("thoughtsTokenCount") >= thoughts, "{usage}");
+            (candidates, thoughts) = (count("candidatesTokenCount"), count("thoughtsTokenCount"));
+            assert_eq!(usage["totalTokenCount"], 1000 + candidates + thoughts);
+        }
+    }
+    let response = post(
+        &server,
+        &model,
+        "streamGenerateContent",
+        &request(json!({})),
+    )
+    .await;
+    let array: Vec<Value> = response.json().await.unwrap();
+    assert_eq!(array.last().unwrap()["usageMetadata"], expected);
+
+    // A directive not given keeps the computed part; a pinned zero cache count is still shown.
+    let response = generate(&server, "mock-gemini~cached_tokens=0", &request(json!({}))).await;
+    assert_eq!(
+        response["usageMetadata"],
+        json!({"promptTokenCount": 5, "candidatesTokenCount": 9, "totalTokenCount": 14,
+               "cachedContentTokenCount": 0})
+    );
+}

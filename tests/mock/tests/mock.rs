@@ -786,3 +786,54 @@ async fn binary_announces_its_port_and_stops_on_sigterm() {
     };
     assert!(exit.success(), "{exit}");
 }
+
+/// Every usage directive, in OpenAI's meaning.
+const PINS: &str = "~prompt_tokens=1000~cached_tokens=400~cache_write_tokens=100~completion_tokens=50~reasoning_tokens=30";
+
+#[tokio::test]
+async fn usage_directives_and_knobs_pin_openai_usage() {
+    let server = start().await;
+    let check = |usage: &Value| {
+        assert_eq!(usage["prompt_tokens"], 1000, "{usage}");
+        assert_eq!(usage["prompt_tokens_details"]["cached_tokens"], 400);
+        // Reasoning counts inside completion_tokens; OpenAI has no cache-write count.
+        assert_eq!(usage["completion_tokens"], 80);
+        assert_eq!(usage["completion_tokens_details"]["reasoning_tokens"], 30);
+        assert_eq!(usage["total_tokens"], 1080);
+    };
+    let knobs = json!({"prompt_tokens": 1000, "cached_tokens": 400, "cache_write_tokens": 100,
+                       "completion_tokens": 50, "reasoning_tokens": 30});
+    let model = format!("mock-gpt{PINS}");
+    // Directives, the same knobs in the mock object, and pins as totals over several choices.
+    for extra in [
+        json!({"model": model}),
+        json!({"mock": knobs}),
+        json!({"model": model, "n": 3, "mock": {"thinking": true}}),
+    ] {
+        let body = post_json(&server, &chat(extra.clone())).await;
+        check(&body["usage"]);
+
+        let mut streamed = chat(extra);
+        streamed["stream"] = json!(true);
+        streamed["stream_options"] = json!({"include_usage": true});
+        let chunks = parse(&stream(&server, &streamed).await);
+        check(&chunks.last().unwrap()["usage"]);
+    }
+
+    // A directive not given keeps the computed part.
+    let body = post_json(
+        &server,
+        &chat(json!({"model": "mock-gpt~cached_tokens=40"})),
+    )
+    .await;
+    assert_eq!(body["usage"]["prompt_tokens"], 5);
+    assert_eq!(body["usage"]["prompt_tokens_details"]["cached_tokens"], 40);
+    assert_eq!(body["usage"]["completion_tokens"], 9);
+    assert_eq!(body["usage"]["total_tokens"], 14);
+    // The `usage` object still merges over the pinned usage.
+    let request = chat(json!({"model": model, "mock": {"usage": {"completion_tokens": 7}}}));
+    let body = post_json(&server, &request).await;
+    assert_eq!(body["usage"]["prompt_tokens"], 1000);
+    assert_eq!(body["usage"]["completion_tokens"], 7);
+    assert_eq!(body["usage"]["total_tokens"], 1007);
+}
