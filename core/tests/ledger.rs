@@ -440,3 +440,196 @@ fn opengateway_now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// One request with pinned usage: the provider id (its mock header pins the usage), the catalog
+/// model, the usage in OpenAI's meaning, and the provider cost worked out by hand from the
+/// catalog's prices per million tokens.
+struct Known {
+    provider: &'static str,
+    kind: &'static str,
+    model: &'static str,
+    prompt: u64,
+    cached: u64,
+    cache_write: u64,
+    completion: u64,
+    reasoning: u64,
+    /// Whether the provider's usage reports reasoning apart (Anthropic counts thinking inside
+    /// its output tokens without a separate figure).
+    reasoning_reported: bool,
+    provider_usd: f64,
+}
+
+const KNOWN: [Known; 6] = [
+    // gpt-4o: $2.50 in, $1.25 cached, $10 out.
+    Known {
+        provider: "oa1",
+        kind: "openai",
+        model: "gpt-4o",
+        prompt: 1200,
+        cached: 1000,
+        cache_write: 0,
+        completion: 300,
+        reasoning: 0,
+        reasoning_reported: true,
+        provider_usd: 200.0 * 2.5e-6 + 1000.0 * 1.25e-6 + 300.0 * 10e-6,
+    },
+    // o3: $2 in, $8 out; reasoning tokens are output tokens.
+    Known {
+        provider: "oa2",
+        kind: "openai",
+        model: "o3",
+        prompt: 2000,
+        cached: 0,
+        cache_write: 0,
+        completion: 100,
+        reasoning: 900,
+        reasoning_reported: true,
+        provider_usd: 2000.0 * 2e-6 + 1000.0 * 8e-6,
+    },
+    // claude-sonnet-4-5: $3 in, $0.30 cache read, $3.75 cache write, $15 out.
+    Known {
+        provider: "an1",
+        kind: "anthropic",
+        model: "claude-sonnet-4-5",
+        prompt: 5000,
+        cached: 3000,
+        cache_write: 1000,
+        completion: 400,
+        reasoning: 0,
+        reasoning_reported: true,
+        provider_usd: 1000.0 * 3e-6 + 3000.0 * 0.3e-6 + 1000.0 * 3.75e-6 + 400.0 * 15e-6,
+    },
+    // claude-haiku-4-5: $1 in, $5 out; thinking billed as output.
+    Known {
+        provider: "an2",
+        kind: "anthropic",
+        model: "claude-haiku-4-5",
+        prompt: 800,
+        cached: 0,
+        cache_write: 0,
+        completion: 200,
+        reasoning: 100,
+        reasoning_reported: false,
+        provider_usd: 800.0 * 1e-6 + 300.0 * 5e-6,
+    },
+    // gemini-2.5-flash: $0.30 in, $0.03 cached, $2.50 out (thinking included).
+    Known {
+        provider: "ge1",
+        kind: "gemini",
+        model: "gemini-2.5-flash",
+        prompt: 10_000,
+        cached: 4000,
+        cache_write: 0,
+        completion: 500,
+        reasoning: 1500,
+        reasoning_reported: true,
+        provider_usd: 6000.0 * 0.3e-6 + 4000.0 * 0.03e-6 + 2000.0 * 2.5e-6,
+    },
+    // gemini-2.5-pro over 200K prompt tokens: the whole request at $2.50 in, $15 out.
+    Known {
+        provider: "ge2",
+        kind: "gemini",
+        model: "gemini-2.5-pro",
+        prompt: 250_000,
+        cached: 0,
+        cache_write: 0,
+        completion: 1000,
+        reasoning: 0,
+        reasoning_reported: true,
+        provider_usd: 250_000.0 * 2.5e-6 + 1000.0 * 15e-6,
+    },
+];
+
+#[tokio::test]
+async fn ledger_totals_equal_hand_computed_costs_across_six_catalog_models() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let base = mock.base_url();
+    let root = base.trim_end_matches("/v1");
+    let mut yaml = String::from("pricing: { platform_fee_percent: 10 }\nproviders:\n");
+    for k in &KNOWN {
+        let api_base = match k.kind {
+            "openai" => base.clone(),
+            "gemini" => format!("{root}/v1beta"),
+            _ => root.to_owned(),
+        };
+        let mut pins = format!(
+            "prompt_tokens={}~cached_tokens={}~completion_tokens={}~reasoning_tokens={}",
+            k.prompt, k.cached, k.completion, k.reasoning
+        );
+        if k.cache_write > 0 {
+            pins.push_str(&format!("~cache_write_tokens={}", k.cache_write));
+        }
+        yaml.push_str(&format!(
+            "  {}: {{ type: {}, api_base: \"{api_base}\", api_key: k, headers: {{ {}: \"{pins}\" }} }}\n",
+            k.provider,
+            k.kind,
+            opengateway_mock::DIRECTIVES_HEADER
+        ));
+    }
+    let gw = Gateway::from_config(Config::from_yaml(&yaml).unwrap()).unwrap();
+    // Each model twice: whole, and streamed without asking for usage.
+    for k in &KNOWN {
+        for stream in [false, true] {
+            let mut req = hello(&format!("{}/{}", k.provider, k.model));
+            req.max_tokens = Some(64);
+            if stream {
+                req.stream = Some(true);
+                let items: Vec<_> = gw.chat_stream(req).await.unwrap().collect().await;
+                assert!(items.iter().all(Result::is_ok), "{}", k.model);
+            } else {
+                let answer = gw.chat(req).await.unwrap();
+                let cost = answer.usage.as_ref().unwrap().cost.unwrap();
+                assert!(
+                    (cost - k.provider_usd * 1.1).abs() < 1e-9,
+                    "{}: usage.cost {cost} vs {}",
+                    k.model,
+                    k.provider_usd * 1.1
+                );
+            }
+        }
+    }
+    gw.flush().await;
+    let by_model = gw
+        .usage(&UsageQuery {
+            group_by: vec![GroupBy::Model],
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(by_model.len(), KNOWN.len());
+    for k in &KNOWN {
+        let id = format!("{}/{}", k.provider, k.model);
+        let row = by_model
+            .iter()
+            .find(|r| r.group[&GroupBy::Model].as_deref() == Some(id.as_str()))
+            .unwrap_or_else(|| panic!("no row for {id}: {by_model:#?}"));
+        let reasoning = if k.reasoning_reported { k.reasoning } else { 0 };
+        assert_eq!((row.requests, row.ok, row.estimated), (2, 2, 0), "{id}");
+        assert_eq!(row.prompt_tokens, 2 * k.prompt, "{id}");
+        assert_eq!(row.cached_tokens, 2 * k.cached, "{id}");
+        assert_eq!(row.cache_write_tokens, 2 * k.cache_write, "{id}");
+        assert_eq!(
+            row.completion_tokens,
+            2 * (k.completion + k.reasoning),
+            "{id}"
+        );
+        assert_eq!(row.reasoning_tokens, 2 * reasoning, "{id}");
+        assert!(
+            (row.provider_cost_usd - 2.0 * k.provider_usd).abs() < 1e-9,
+            "{id}: {row:?}"
+        );
+        assert!(
+            (row.fee_usd - 0.2 * k.provider_usd).abs() < 1e-9,
+            "{id}: {row:?}"
+        );
+        assert!(
+            (row.total_cost_usd - 2.2 * k.provider_usd).abs() < 1e-9,
+            "{id}: {row:?}"
+        );
+    }
+    let all = gw.usage(&UsageQuery::default()).unwrap();
+    let expected: f64 = KNOWN.iter().map(|k| 2.0 * k.provider_usd).sum();
+    assert_eq!(all[0].requests, 12);
+    assert!((all[0].provider_cost_usd - expected).abs() < 1e-9);
+    assert!((all[0].fee_usd - expected * 0.1).abs() < 1e-9);
+    assert!((all[0].total_cost_usd - expected * 1.1).abs() < 1e-9);
+}

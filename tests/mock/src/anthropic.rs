@@ -33,7 +33,11 @@ impl Event {
 }
 
 /// Answers a Messages request, whole or streamed, with the model-id directives applied.
-pub(crate) async fn messages(State(state): State<MockState>, body: Bytes) -> Response {
+pub(crate) async fn messages(
+    State(state): State<MockState>,
+    headers: http::HeaderMap,
+    body: Bytes,
+) -> Response {
     let format = Format::Anthropic;
     let request = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(request)) => request,
@@ -45,7 +49,7 @@ pub(crate) async fn messages(State(state): State<MockState>, body: Bytes) -> Res
     let Some(model) = request.get("model").and_then(Value::as_str) else {
         return format.bad_request("model: Field required");
     };
-    let (base, knobs) = match directives::parse(model) {
+    let (base, knobs) = match directives::knobs(model, &headers, None) {
         Ok(parsed) => parsed,
         Err(message) => return format.bad_request(&message),
     };

@@ -27,7 +27,11 @@ struct Meta<'a> {
 }
 
 /// Answers a Chat Completions request, whole or streamed, with the knobs applied.
-pub(crate) async fn chat_completions(State(state): State<MockState>, body: Bytes) -> Response {
+pub(crate) async fn chat_completions(
+    State(state): State<MockState>,
+    headers: http::HeaderMap,
+    body: Bytes,
+) -> Response {
     let request = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(request)) => request,
         Ok(_) => return bad_request("The request body must be a JSON object.", None, None),
@@ -39,11 +43,14 @@ pub(crate) async fn chat_completions(State(state): State<MockState>, body: Bytes
     let Some(model) = request.get("model").and_then(Value::as_str) else {
         return missing_param("model");
     };
-    let (base, knobs) =
-        match directives::knobs(model, request.get("mock").and_then(Value::as_object)) {
-            Ok(parsed) => parsed,
-            Err(message) => return bad_request(&message, Some("model"), None),
-        };
+    let (base, knobs) = match directives::knobs(
+        model,
+        &headers,
+        request.get("mock").and_then(Value::as_object),
+    ) {
+        Ok(parsed) => parsed,
+        Err(message) => return bad_request(&message, Some("model"), None),
+    };
     let pacing = Pacing::of(&knobs, state.config());
     if let Some(response) = replay::serve(&state, Format::OpenAi, base, &pacing).await {
         return response;

@@ -107,12 +107,29 @@ fn flag(directive: &str, value: Option<&str>, set: bool) -> Result<Value, String
     }
 }
 
-/// The knobs of `model`'s directives with `overrides` (a body's `mock` object) merged over them.
+/// The header whose value is directives (`~name=value~flag`) for every request that carries it:
+/// a gateway sends a provider's configured headers on each request, so a test can steer one
+/// provider id without touching model ids (which would also change how the model is priced).
+pub const DIRECTIVES_HEADER: &str = "x-mock-directives";
+
+/// The knobs of the `x-mock-directives` header, then `model`'s directives over them, then
+/// `overrides` (a body's `mock` object) over both.
 pub(crate) fn knobs<'m>(
     model: &'m str,
+    headers: &http::HeaderMap,
     overrides: Option<&Knobs>,
 ) -> Result<(&'m str, Knobs), String> {
-    let (base, mut knobs) = parse(model)?;
+    let (base, from_model) = parse(model)?;
+    let mut knobs = match headers.get(DIRECTIVES_HEADER) {
+        Some(value) => {
+            let text = value
+                .to_str()
+                .map_err(|_| format!("the {DIRECTIVES_HEADER} header is not text"))?;
+            parse(&format!("~{}", text.trim_start_matches('~')))?.1
+        }
+        None => Knobs::new(),
+    };
+    knobs.extend(from_model);
     if let Some(overrides) = overrides {
         knobs.extend(
             overrides
@@ -128,6 +145,29 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn header_directives_yield_to_the_model_and_the_body() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            DIRECTIVES_HEADER,
+            http::HeaderValue::from_static("prompt_tokens=10~status=500~thinking"),
+        );
+        let body = json!({"status": 429});
+        let (base, merged) =
+            knobs("mock-gpt~prompt_tokens=20", &headers, body.as_object()).unwrap();
+        assert_eq!(base, "mock-gpt");
+        assert_eq!(
+            Value::Object(merged),
+            json!({"prompt_tokens": 20, "status": 429, "thinking": true})
+        );
+        headers.insert(DIRECTIVES_HEADER, http::HeaderValue::from_static("nope=1"));
+        assert!(
+            knobs("mock-gpt", &headers, None)
+                .unwrap_err()
+                .contains("nope")
+        );
+    }
 
     #[test]
     fn plain_model_has_no_knobs() {
@@ -172,7 +212,12 @@ mod tests {
     #[test]
     fn body_knobs_win() {
         let overrides = json!({"status": 500, "content": "x"});
-        let (_, knobs) = knobs("m~status=429~truncate", overrides.as_object()).unwrap();
+        let (_, knobs) = knobs(
+            "m~status=429~truncate",
+            &http::HeaderMap::new(),
+            overrides.as_object(),
+        )
+        .unwrap();
         assert_eq!(
             Value::Object(knobs),
             json!({"status": 500, "truncate": true, "content": "x"})

@@ -28,6 +28,7 @@ pub(crate) async fn generate(
     State(state): State<MockState>,
     Path(target): Path<String>,
     RawQuery(query): RawQuery,
+    headers: http::HeaderMap,
     body: Bytes,
 ) -> Response {
     let format = Format::Gemini;
@@ -53,7 +54,7 @@ pub(crate) async fn generate(
             response
         }
     };
-    let (base, knobs) = match directives::parse(model) {
+    let (base, knobs) = match directives::knobs(model, &headers, None) {
         Ok(parsed) => parsed,
         Err(message) => return error(format.bad_request(&message)),
     };

@@ -16,6 +16,7 @@
 mod anthropic;
 mod chat;
 mod directives;
+pub use directives::DIRECTIVES_HEADER;
 mod engine;
 mod gemini;
 mod replay;
