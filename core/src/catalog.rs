@@ -478,11 +478,16 @@ impl Catalog {
         self.models.insert(id.into(), info);
     }
 
-    /// The embedded catalog with a configuration's own prices (`pricing.models`) layered on top.
-    pub fn for_config(config: &crate::config::Config) -> Catalog {
+    /// The embedded catalog, then the file `pricing.catalog_file` names (an explicit refresh,
+    /// or LiteLLM's price file), then the configuration's own prices (`pricing.models`), each
+    /// layered on top of the one before.
+    pub fn for_config(config: &crate::config::Config) -> Result<Catalog, CatalogError> {
         let mut catalog = Catalog::embedded().clone();
+        if let Some(path) = &config.pricing.catalog_file {
+            catalog.merge(Catalog::from_file(path)?);
+        }
         catalog.merge(Catalog::from_models(config.pricing.models.clone()));
-        catalog
+        Ok(catalog)
     }
 
     /// A catalog of the given entries (`provider/model` → prices), e.g. a config's overrides.

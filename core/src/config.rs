@@ -277,6 +277,9 @@ pub struct PricingConfig {
     /// Prices of your own per `provider-type/model` (LiteLLM field names, e.g.
     /// `input_cost_per_token`), overriding or adding to the embedded catalog field by field.
     pub models: BTreeMap<String, crate::catalog::ModelInfo>,
+    /// A catalog file layered over the embedded one (ours or LiteLLM's
+    /// `model_prices_and_context_window.json`): an explicit, opt-in refresh; never fetched.
+    pub catalog_file: Option<PathBuf>,
 }
 
 /// How the server authenticates callers.

@@ -281,7 +281,12 @@ impl Gateway {
             );
         }
         let router = Router::new(config.router.clone());
-        let catalog = Catalog::for_config(&config);
+        let catalog = Catalog::for_config(&config).map_err(|e| {
+            Error::new(
+                ErrorKind::BadRequest,
+                format!("config error at `pricing.catalog_file`: {e}"),
+            )
+        })?;
         let budgets = Arc::new(Budgets::new(config.budgets.clone()));
         Ok(Gateway {
             inner: Arc::new(Inner {

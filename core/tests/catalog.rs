@@ -615,3 +615,40 @@ fn from_file_reads_a_refreshed_catalog() {
     assert_eq!(&Catalog::from_file(&path).unwrap(), Catalog::embedded());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_catalog_file_in_the_config_is_layered_between_the_embedded_one_and_config_prices() {
+    let dir = std::env::temp_dir().join(format!("ogw-catalog-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("prices.json");
+    std::fs::write(&file, LITELLM_SNIPPET).unwrap();
+    let yaml = format!(
+        "pricing:\n  catalog_file: \"{}\"\n  models:\n    gemini/gemini-2.5-pro: {{ output_cost_per_token: 0.00002 }}\n",
+        file.display()
+    );
+    let config = opengateway::config::Config::from_yaml(&yaml).unwrap();
+    let c = Catalog::for_config(&config).unwrap();
+    // From the file (a LiteLLM-only entry), from the embedded catalog, and the config on top.
+    assert_eq!(c.get("legacy-only").unwrap().mode, Some(Mode::Completion));
+    assert!(c.lookup("anthropic", "claude-sonnet-4-5").is_some());
+    let pro = c.lookup("gemini", "gemini-2.5-pro").unwrap();
+    assert_eq!(pro.output_cost_per_token, Some(2e-5));
+    assert_eq!(pro.input_cost_per_token_above_200k_tokens, Some(2.5e-06));
+
+    let missing = opengateway::config::Config::from_yaml(
+        "pricing: { catalog_file: /nonexistent/prices.json }",
+    )
+    .unwrap();
+    let err = opengateway::Gateway::from_config(missing).unwrap_err();
+    assert!(
+        err.message().contains("pricing.catalog_file"),
+        "{}",
+        err.message()
+    );
+    assert!(
+        err.message().contains("/nonexistent/prices.json"),
+        "{}",
+        err.message()
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -93,7 +93,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve { listen } => runtime.block_on(serve(&cli.config, listen)),
-        Command::Models => load_config(&cli.config).map(|config| print_models(&config)),
+        Command::Models => load_config(&cli.config).and_then(|config| print_models(&config)),
         Command::Usage(args) => {
             load_config(&cli.config).and_then(|config| usage::print(&config, &args))
         }
@@ -108,8 +108,8 @@ fn main() -> ExitCode {
 }
 
 /// The catalog as a table: prices in USD per million tokens.
-fn print_models(config: &Config) {
-    let catalog = opengateway::catalog::Catalog::for_config(config);
+fn print_models(config: &Config) -> Result<(), String> {
+    let catalog = opengateway::catalog::Catalog::for_config(config).map_err(|e| e.to_string())?;
     let per_m = |price: Option<f64>| price.map_or("-".to_owned(), |p| format!("{:.4}", p * 1e6));
     let count = |n: Option<u64>| n.map_or("-".to_owned(), |n| n.to_string());
     let flag = |on: Option<bool>, mark: &str| {
@@ -157,6 +157,7 @@ fn print_models(config: &Config) {
             m.checked.as_deref().unwrap_or("-"),
         );
     }
+    Ok(())
 }
 
 fn load_config(path: &PathBuf) -> Result<Config, String> {

@@ -116,6 +116,9 @@ def test_non_stream_completion(client):
     assert raw.headers["x-opengateway-attempts"] == "1"
 
     completion = raw.parse()
+    # The id of the request's usage record, where the SDK looks for OpenAI's request id.
+    assert completion._request_id == raw.headers["x-request-id"]
+    assert completion._request_id.startswith("req_")
     assert completion.object == "chat.completion"
     assert completion.model == "mock-gpt"
     assert len(completion.choices) == 1
