@@ -48,7 +48,7 @@ export OGW_BIN_DIR="${OGW_BIN_DIR:-$TARGET_DIR/debug}"
 echo "binaries from $OGW_BIN_DIR"
 
 step "Rust examples (served by the bundled mock provider)"
-for example in chat stream fallback; do
+for example in chat stream fallback cost_report; do
     "$OGW_BIN_DIR/examples/$example"
 done
 

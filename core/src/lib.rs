@@ -14,6 +14,9 @@
 //!   routing: [`Gateway::messages`] and [`Gateway::messages_stream`].
 //! - [`store`] opens and migrates the embedded SQLite file; [`accounting::SqliteSink`] keeps the
 //!   usage ledger in it.
+//! - [`accounting`] records every request once in the usage ledger (memory, SQLite, or any
+//!   [`accounting::LedgerSink`]), enforces budgets, and totals usage: [`Gateway::usage`],
+//!   [`Gateway::on_request_end`], [`Gateway::chat_with`] for the key, user and tags of a call.
 //! - [`Error`] is OpenAI-shaped (`{"error": {message, type, param, code}}`) with a small
 //!   [`ErrorKind`] that every surface maps once to its own error classes.
 //!
