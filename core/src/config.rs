@@ -305,6 +305,9 @@ pub struct ServerConfig {
     pub auth: AuthMode,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// The key of the admin API (`/admin/...`); else `OPENGATEWAY_MASTER_KEY`. Without one the
+    /// admin API refuses every request.
+    pub master_key: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -314,6 +317,7 @@ impl Default for ServerConfig {
             database: "sqlite://opengateway.db".to_owned(),
             auth: AuthMode::Keys,
             max_body_bytes: 16 * 1024 * 1024,
+            master_key: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! [`Gateway`]: opengateway::Gateway
 
+pub mod admin;
 pub mod error;
 pub mod messages;
 pub mod routes;

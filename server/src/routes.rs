@@ -32,6 +32,8 @@ pub fn app(gateway: Gateway) -> Router {
         .route("/v1/messages", post(crate::messages::messages))
         .route("/v1/models", get(list_models))
         .route("/health", get(health))
+        .route("/admin/usage", get(crate::admin::usage))
+        .route("/admin/requests", get(crate::admin::requests))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

@@ -2,11 +2,11 @@
 
 use std::io::Write;
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use opengateway::accounting::{
-    GroupBy, LedgerSink, SqliteSink, UsageFilter, UsageQuery, UsageTotals, new_instance_id,
+    GroupBy, LedgerSink, SqliteSink, UsageQuery, UsageTotals, new_instance_id,
 };
 use opengateway::config::{Config, LedgerStore};
+use opengateway_server::admin::UsageParams;
 
 use crate::UsageArgs;
 
@@ -46,65 +46,20 @@ pub(crate) fn print(config: &Config, args: &UsageArgs) -> Result<(), String> {
 }
 
 fn query(args: &UsageArgs) -> Result<UsageQuery, String> {
-    let mut group_by = Vec::new();
-    for name in &args.by {
-        let name = name.trim();
-        let by = GroupBy::parse(name).ok_or_else(|| {
-            let names: Vec<&str> = GroupBy::ALL.iter().map(|g| g.as_str()).collect();
-            format!("--by {name}: not one of {}", names.join(", "))
-        })?;
-        if !group_by.contains(&by) {
-            group_by.push(by);
-        }
-    }
-    let now = DateTime::<Utc>::from(std::time::SystemTime::now());
-    Ok(UsageQuery {
-        group_by,
-        filter: UsageFilter {
-            since_ms: args
-                .since
-                .as_deref()
-                .map(|t| parse_time(t, now, "--since"))
-                .transpose()?,
-            until_ms: args
-                .until
-                .as_deref()
-                .map(|t| parse_time(t, now, "--until"))
-                .transpose()?,
-            key: args.key.clone(),
-            user: args.user.clone(),
-            model: args.model.clone(),
-            provider: args.provider.clone(),
-            tag: args.tag.clone(),
-            status: None,
-        },
-    })
-}
-
-/// `2026-11-01` (midnight UTC), an RFC 3339 time, or `90m` / `24h` / `7d` before now.
-fn parse_time(text: &str, now: DateTime<Utc>, flag: &str) -> Result<i64, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.timestamp_millis());
-    }
-    if let Some(t) = NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-    {
-        return Ok(t.and_utc().timestamp_millis());
-    }
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
-    let ago = number.parse::<i64>().ok().and_then(|n| match unit {
-        "m" => TimeDelta::try_minutes(n),
-        "h" => TimeDelta::try_hours(n),
-        "d" => TimeDelta::try_days(n),
-        _ => None,
-    });
-    match ago {
-        Some(ago) => Ok((now - ago).timestamp_millis()),
-        None => Err(format!(
-            "{flag} {text}: use a date (2026-11-01), an RFC 3339 time, or 90m / 24h / 7d"
-        )),
-    }
+    let params = UsageParams {
+        by: Some(args.by.join(",")),
+        since: args.since.clone(),
+        until: args.until.clone(),
+        key: args.key.clone(),
+        user: args.user.clone(),
+        model: args.model.clone(),
+        provider: args.provider.clone(),
+        tag: args.tag.clone(),
+        ..Default::default()
+    };
+    params
+        .query()
+        .map_err(|(param, message)| format!("--{param} {message}"))
 }
 
 fn table(out: &mut impl Write, group_by: &[GroupBy], rows: &[UsageTotals]) {

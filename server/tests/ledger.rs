@@ -290,6 +290,121 @@ async fn usage_cli_totals_by_model_user_and_tag() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--by colour"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--by") && stderr.contains("colour"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn the_admin_api_needs_the_master_key_and_serves_totals_and_the_request_log() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let serve = |master: &str| {
+        let yaml = format!(
+            "providers:\n  mock: {{ type: openai, api_base: \"{}\", api_key: k }}\nserver: {{ auth: none{master} }}\n",
+            mock.base_url()
+        );
+        let gateway = opengateway::Gateway::from_config(
+            opengateway::config::Config::from_yaml(&yaml).unwrap(),
+        )
+        .unwrap();
+        async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            tokio::spawn(async move {
+                axum::serve(listener, opengateway_server::app(gateway))
+                    .await
+                    .unwrap();
+            });
+            base
+        }
+    };
+    let client = reqwest::Client::new();
+
+    // No master key configured: refused, whatever is sent.
+    let closed = serve("").await;
+    let resp = client
+        .get(format!("{closed}/admin/usage"))
+        .bearer_auth("anything")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("master_key"),
+        "{body}"
+    );
+
+    let base = serve(", master_key: \"sk-admin-0123456789\"").await;
+    for (user, n) in [("ann", 2), ("bo", 1)] {
+        for _ in 0..n {
+            let resp = client
+                .post(format!("{base}/v1/chat/completions"))
+                .json(&chat(user, json!({})))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+        }
+    }
+    for auth in [
+        None,
+        Some("sk-admin-012345678"),
+        Some("sk-admin-0123456789x"),
+    ] {
+        let mut req = client.get(format!("{base}/admin/usage"));
+        if let Some(key) = auth {
+            req = req.bearer_auth(key);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 401, "{auth:?}");
+    }
+    let get = |path: String| {
+        let client = client.clone();
+        async move {
+            let resp = client
+                .get(path)
+                .bearer_auth("sk-admin-0123456789")
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = get(format!("{base}/admin/usage?by=user&since=1d")).await;
+    assert_eq!(status, 200, "{body}");
+    let rows: Vec<_> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["group"]["user"].as_str().unwrap().to_owned(),
+                r["requests"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, [("ann".to_owned(), 2), ("bo".to_owned(), 1)]);
+
+    let (status, body) = get(format!("{base}/admin/requests?user=ann&limit=1")).await;
+    assert_eq!(status, 200, "{body}");
+    let records = body["data"].as_array().unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["user"], "ann");
+    assert_eq!(records[0]["status"], "ok");
+    assert!(records[0]["id"].as_str().unwrap().starts_with("req_"));
+
+    let (status, body) = get(format!("{base}/admin/usage?by=colour")).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["param"], "by", "{body}");
+    let (status, body) = get(format!("{base}/admin/requests?since=yesterday")).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["param"], "since", "{body}");
+    let (status, _) = get(format!("{base}/admin/usage?colour=red")).await;
+    assert_eq!(status, 400);
 }
