@@ -81,6 +81,8 @@ pub struct LedgerConfig {
     /// `memory` (the default in process), or `sqlite://PATH`. The server uses its
     /// `server.database` when this is not set.
     pub database: Option<String>,
+    /// How many records the in-memory ledger keeps (the most recent); 100,000 by default.
+    pub max_records: Option<usize>,
 }
 
 /// A ledger store named by a `database` setting.

@@ -11,8 +11,8 @@ use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 
 use crate::accounting::{
-    Budgets, CallContext, Ending, Ledger, Opening, RecordStatus, RequestEndHook, Ticket,
-    UsageFilter, UsageQuery, UsageRecord, UsageTotals, tokens,
+    Budgets, CallContext, Ending, Ledger, MemorySink, Opening, RecordStatus, RequestEndHook,
+    Ticket, UsageFilter, UsageQuery, UsageRecord, UsageTotals, tokens,
 };
 use crate::catalog::Catalog;
 use crate::config::{Config, LedgerStore, Strategy};
@@ -169,7 +169,15 @@ impl Gateway {
             .store()
             .map_err(|e| Error::new(ErrorKind::BadRequest, e.to_string()))?
         {
-            LedgerStore::Memory => Ledger::memory(),
+            LedgerStore::Memory => Ledger::new(
+                Arc::new(MemorySink::with_max_records(
+                    config
+                        .ledger
+                        .max_records
+                        .unwrap_or(crate::accounting::DEFAULT_MEMORY_RECORDS),
+                )),
+                crate::accounting::new_instance_id(),
+            ),
             LedgerStore::Sqlite(path) => open_sqlite_ledger(&path)?,
         };
         Self::from_config_with_ledger(config, ledger)

@@ -20,7 +20,7 @@ pub(crate) use budget::{Charge, Reservation};
 pub use ledger::{Ledger, RequestEndHook, new_instance_id};
 pub use query::{GroupBy, UsageFilter, UsageQuery, UsageTotals, aggregate};
 pub use record::{RecordStatus, TokenCounts, UsageRecord};
-pub use sink::{LedgerError, LedgerSink, MemorySink};
+pub use sink::{DEFAULT_MEMORY_RECORDS, LedgerError, LedgerSink, MemorySink};
 pub use sqlite::SqliteSink;
 
 use crate::error::{Attempt, Error};

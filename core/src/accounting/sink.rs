@@ -1,6 +1,6 @@
 //! Where ledger records are kept: the trait every store implements, and the in-memory store.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 
 use super::query::{UsageFilter, UsageQuery, UsageTotals, aggregate};
@@ -43,22 +43,45 @@ pub trait LedgerSink: Send + Sync + std::fmt::Debug + 'static {
     }
 }
 
-/// The default store: records in memory, gone with the process.
-#[derive(Debug, Default)]
+/// The default store: records in memory, gone with the process. It keeps the most recent
+/// `max_records` (100,000 by default, some 100 MB at most), so a long-lived process does not
+/// grow without end; totals cover those. Budgets keep their own running sums, so a cap stays
+/// exact however many records are dropped.
+#[derive(Debug)]
 pub struct MemorySink {
     records: Mutex<MemoryRecords>,
+    max_records: usize,
 }
 
 #[derive(Debug, Default)]
 struct MemoryRecords {
-    by_id: HashMap<String, usize>,
-    list: Vec<UsageRecord>,
+    /// Records in the order they were first written.
+    by_seq: BTreeMap<u64, UsageRecord>,
+    seq_of: HashMap<String, u64>,
+    next_seq: u64,
+}
+
+/// Records the in-memory store keeps by default.
+pub const DEFAULT_MEMORY_RECORDS: usize = 100_000;
+
+impl Default for MemorySink {
+    fn default() -> Self {
+        MemorySink::with_max_records(DEFAULT_MEMORY_RECORDS)
+    }
 }
 
 impl MemorySink {
-    /// An empty store.
+    /// An empty store keeping the default number of records.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store keeping at most `max_records` (at least one).
+    pub fn with_max_records(max_records: usize) -> Self {
+        MemorySink {
+            records: Mutex::default(),
+            max_records: max_records.max(1),
+        }
     }
 }
 
@@ -66,13 +89,21 @@ impl LedgerSink for MemorySink {
     fn write(&self, batch: &[UsageRecord]) -> Result<(), LedgerError> {
         let mut store = self.records.lock().unwrap_or_else(PoisonError::into_inner);
         for record in batch {
-            match store.by_id.get(&record.id) {
-                Some(&i) => store.list[i] = record.clone(),
-                None => {
-                    let i = store.list.len();
-                    store.by_id.insert(record.id.clone(), i);
-                    store.list.push(record.clone());
+            match store.seq_of.get(&record.id).copied() {
+                Some(seq) => {
+                    store.by_seq.insert(seq, record.clone());
                 }
+                None => {
+                    let seq = store.next_seq;
+                    store.next_seq += 1;
+                    store.seq_of.insert(record.id.clone(), seq);
+                    store.by_seq.insert(seq, record.clone());
+                }
+            }
+        }
+        while store.by_seq.len() > self.max_records {
+            if let Some((_, oldest)) = store.by_seq.pop_first() {
+                store.seq_of.remove(&oldest.id);
             }
         }
         Ok(())
@@ -83,7 +114,7 @@ impl LedgerSink for MemorySink {
         // the loop keeps the contract for a store shared in odd ways.
         let mut store = self.records.lock().unwrap_or_else(PoisonError::into_inner);
         let mut n = 0;
-        for r in &mut store.list {
+        for r in store.by_seq.values_mut() {
             if r.status == RecordStatus::Pending && r.instance != own_instance {
                 r.status = RecordStatus::Interrupted;
                 n += 1;
@@ -95,8 +126,8 @@ impl LedgerSink for MemorySink {
     fn records(&self, filter: &UsageFilter, limit: usize) -> Result<Vec<UsageRecord>, LedgerError> {
         let store = self.records.lock().unwrap_or_else(PoisonError::into_inner);
         let mut out: Vec<UsageRecord> = store
-            .list
-            .iter()
+            .by_seq
+            .values()
             .filter(|r| filter.matches(r))
             .cloned()
             .collect();
@@ -111,6 +142,67 @@ impl LedgerSink for MemorySink {
 
     fn totals(&self, query: &UsageQuery) -> Result<Vec<UsageTotals>, LedgerError> {
         let store = self.records.lock().unwrap_or_else(PoisonError::into_inner);
-        Ok(aggregate(&store.list, query))
+        Ok(aggregate(store.by_seq.values(), query))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounting::UsageQuery;
+
+    fn record(id: &str, status: RecordStatus) -> UsageRecord {
+        UsageRecord {
+            id: id.to_owned(),
+            instance: "i".to_owned(),
+            started_at_ms: 0,
+            ended_at_ms: None,
+            endpoint: "chat.completions".to_owned(),
+            stream: false,
+            key: None,
+            user: None,
+            tags: Vec::new(),
+            model: "m".to_owned(),
+            provider: None,
+            provider_model: None,
+            status,
+            http_status: None,
+            error_type: None,
+            error_message: None,
+            tokens: Default::default(),
+            estimated: false,
+            cost: Default::default(),
+            latency_ms: None,
+            ttft_ms: None,
+            attempts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn memory_keeps_one_record_per_id_and_only_the_most_recent() {
+        let sink = MemorySink::with_max_records(3);
+        sink.write(&[
+            record("a", RecordStatus::Pending),
+            record("b", RecordStatus::Pending),
+        ])
+        .unwrap();
+        sink.write(&[record("a", RecordStatus::Ok)]).unwrap();
+        let all = sink.records(&UsageFilter::default(), 10).unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(
+            all.iter()
+                .any(|r| r.id == "a" && r.status == RecordStatus::Ok)
+        );
+        sink.write(&[record("c", RecordStatus::Ok), record("d", RecordStatus::Ok)])
+            .unwrap();
+        let mut ids: Vec<String> = sink
+            .records(&UsageFilter::default(), 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        ids.sort();
+        assert_eq!(ids, ["b", "c", "d"], "the oldest record went first");
+        assert_eq!(sink.totals(&UsageQuery::default()).unwrap()[0].requests, 3);
     }
 }
