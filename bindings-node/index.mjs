@@ -1,5 +1,23 @@
-// Public ES module entry point; see index.js for the CommonJS one.
-import native from './native.cjs'
+// Public ES module entry point: the same objects as the CommonJS one (index.js), so `instanceof`
+// checks agree whichever way a program loads the package.
+import cjs from './index.js'
 
-/** Returns the version of this package (the workspace version, shared with the Rust core). */
-export const version = native.version
+export const {
+  Gateway,
+  Stream,
+  APIError,
+  BadRequestError,
+  AuthenticationError,
+  PermissionDeniedError,
+  NotFoundError,
+  ConflictError,
+  UnprocessableEntityError,
+  RateLimitError,
+  BudgetExceededError,
+  InternalServerError,
+  APIConnectionError,
+  APITimeoutError,
+  APIUserAbortError,
+  version,
+} = cjs
+export default cjs.Gateway

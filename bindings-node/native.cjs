@@ -835,4 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.CancelToken = nativeBinding.CancelToken
+module.exports.NativeGateway = nativeBinding.NativeGateway
+module.exports.NativeStream = nativeBinding.NativeStream
 module.exports.version = nativeBinding.version

@@ -9,5 +9,68 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** Returns the version of this package (the workspace version, shared with the core crate). */
+/** A cancellation handle JavaScript creates per call and trips from an `AbortSignal`. */
+export declare class CancelToken {
+  /** A token that has not been cancelled. */
+  constructor()
+  /** Cancels every call the token was given to: their futures (and upstream requests) drop. */
+  cancel(): void
+}
+
+/** The gateway as JavaScript holds it; `index.js` wraps it in the public `Gateway` class. */
+export declare class NativeGateway {
+  /**
+   * Builds a gateway from a config object as JSON text, or a YAML file path, or neither
+   * (providers from the standard key variables).
+   */
+  constructor(configJson?: string | undefined | null, configPath?: string | undefined | null)
+  /**
+   * A chat completion: `body` is the request as JSON text; resolves with the envelope
+   * `{route, request_id, response}` as JSON text.
+   */
+  chat(body: string, tags?: Array<string> | undefined | null, cancel?: CancelToken | undefined | null): Promise<string>
+  /**
+   * A streamed chat completion: resolves once the first chunk is on its way (or the
+   * request failed before it), with a stream to read chunks from.
+   */
+  chatStream(body: string, tags?: Array<string> | undefined | null, cancel?: CancelToken | undefined | null): Promise<NativeStream>
+  /** An Anthropic Messages request (JSON text); resolves with the envelope as JSON text. */
+  messages(body: string, tags?: Array<string> | undefined | null, cancel?: CancelToken | undefined | null): Promise<string>
+  /** A streamed Anthropic Messages request; the stream yields Anthropic event objects. */
+  messagesStream(body: string, tags?: Array<string> | undefined | null, cancel?: CancelToken | undefined | null): Promise<NativeStream>
+  /**
+   * Ledger totals for a `UsageQuery` given as JSON text; resolves with `UsageTotals[]` as
+   * JSON text.
+   */
+  usage(query: string): Promise<string>
+  /**
+   * Ledger records for a `UsageFilter` given as JSON text, newest first, at most `limit`;
+   * resolves with `UsageRecord[]` as JSON text.
+   */
+  usageRecords(filter: string, limit: number): Promise<string>
+  /**
+   * Calls `callback` with every finished request's `UsageRecord` as JSON text. The call is
+   * queued to the JavaScript thread without waiting, and does not keep the process alive.
+   */
+  onRequestEnd(callback: (record: string) => void): void
+  /** Resolves once every record so far is written to the ledger's store. */
+  flush(): Promise<void>
+}
+
+/** A stream of chunks (or Anthropic events) for JavaScript's async iterator. */
+export declare class NativeStream {
+  /** The route (provider, model, attempts) as JSON text. */
+  get route(): string
+  /** The id of the request's usage record. */
+  get requestId(): string
+  /** Resolves with the next ready items as a JSON array text, or `null` at the end. */
+  next(): Promise<string | null>
+  /**
+   * Stops the stream: the upstream request is dropped (its record settles `cancelled`
+   * unless the answer was already complete) and any pending `next()` rejects as aborted.
+   */
+  close(): void
+}
+
+/** Returns the version of the `opengateway` core this addon was built from. */
 export declare function version(): string
