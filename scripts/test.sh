@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command that runs every test: Rust checks and unit/integration tests, then the
 # end-to-end suites that drive the real gateway binary through the official SDKs (OpenAI and
-# Anthropic in tests/python, OpenAI in tests/node). Run it from anywhere.
+# Anthropic in tests/python, OpenAI in tests/node), then the Node binding (built, tested, packed
+# and installed elsewhere) and its examples. Run it from anywhere.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -84,6 +85,81 @@ fi
 
 step "Node: npm test in tests/node (openai npm package against the gateway)"
 (cd tests/node && npm test)
+
+step "Node binding: npm install in bindings-node (@napi-rs/cli)"
+# `npm install`, not `npm ci`: @napi-rs/cli's optional @napi-rs/lzma-<platform> packages for other
+# platforms are not in this registry, so the lockfile cannot list them and `npm ci` refuses it.
+# `npm install` still installs exactly the locked versions and leaves the lockfile as it is.
+if [[ ! -d bindings-node/node_modules || bindings-node/package-lock.json -nt bindings-node/node_modules ]]; then
+    (cd bindings-node && npm install --no-audit --no-fund)
+    touch bindings-node/node_modules
+else
+    echo "node_modules newer than package-lock.json, skipping npm install"
+fi
+
+step "Node binding: napi build --release (cargo target dir shared with the steps above)"
+(cd bindings-node && npm run build)
+
+step "Node binding: node --test bindings-node/test (every public call against the mock)"
+(cd bindings-node && npm test)
+
+step "Node binding: npm pack, install the tarball into target/node-pack, require and import it"
+PACK_DIR="$ROOT/target/node-pack"
+rm -rf "$PACK_DIR"
+mkdir -p "$PACK_DIR/app"
+(cd bindings-node && npm pack --silent --pack-destination "$PACK_DIR") >"$PACK_DIR/tarball.txt"
+TARBALL="$PACK_DIR/$(tail -n1 "$PACK_DIR/tarball.txt")"
+echo "packed $TARBALL ($(du -h "$TARBALL" | cut -f1))"
+cat >"$PACK_DIR/app/package.json" <<'JSON'
+{ "name": "ogw-pack-check", "version": "0.0.0", "private": true }
+JSON
+(cd "$PACK_DIR/app" && npm install --no-audit --no-fund --no-package-lock "$TARBALL")
+cat >"$PACK_DIR/app/check.cjs" <<'JS'
+const { Gateway, NotFoundError } = require('opengateway')
+const gw = new Gateway({ providers: { mock: { type: 'openai', api_base: process.env.OGW_MOCK_URL + '/v1', api_key: 'none' } } })
+gw.chat.completions.create({ model: 'mock/mock-gpt', messages: [{ role: 'user', content: 'from require' }] })
+  .then(async (answer) => {
+    if (!/from require/.test(answer.choices[0].message.content)) throw new Error('unexpected answer')
+    await gw.chat.completions.create({ model: 'nowhere/x', messages: [{ role: 'user', content: 'x' }] }).then(
+      () => { throw new Error('expected NotFoundError') },
+      (e) => { if (!(e instanceof NotFoundError)) throw e },
+    )
+    console.log('require: ok,', answer.provider, answer.requestId)
+  })
+  .catch((e) => { console.error(e); process.exit(1) })
+JS
+cat >"$PACK_DIR/app/check.mjs" <<'JS'
+import Gateway, { version } from 'opengateway'
+const gw = new Gateway({ providers: { mock: { type: 'openai', api_base: process.env.OGW_MOCK_URL + '/v1', api_key: 'none' } } })
+let text = ''
+for await (const chunk of await gw.chat.completions.create({ model: 'mock/mock-gpt', messages: [{ role: 'user', content: 'from import' }], stream: true })) {
+  text += chunk.choices[0]?.delta?.content ?? ''
+}
+if (!/from import/.test(text)) throw new Error(`unexpected stream: ${text}`)
+console.log(`import: ok, version ${version()}`)
+JS
+"$OGW_BIN_DIR/opengateway-mock" --listen 127.0.0.1:0 >"$PACK_DIR/mock.out" &
+MOCK_PID=$!
+for _ in $(seq 100); do grep -q 'listening on' "$PACK_DIR/mock.out" && break; sleep 0.1; done
+export OGW_MOCK_URL="$(sed -n 's/^listening on //p' "$PACK_DIR/mock.out")"
+pack_rc=0
+(cd "$PACK_DIR/app" && timeout 60 node check.cjs && timeout 60 node check.mjs) || pack_rc=$?
+
+step "Node examples: tsc --noEmit on examples/node, then run each against the mock"
+if [[ $pack_rc -eq 0 ]]; then
+    if [[ ! -d examples/node/node_modules || examples/node/package-lock.json -nt examples/node/node_modules ]]; then
+        (cd examples/node && npm ci --no-audit --no-fund)
+        touch examples/node/node_modules
+    fi
+    (cd examples/node && npx tsc -p . && for example in quickstart streaming fallback cost_report; do
+        echo "-- examples/node/$example.mjs"
+        timeout 60 node "$example.mjs" || exit 1
+    done) || pack_rc=$?
+fi
+kill "$MOCK_PID" 2>/dev/null || true
+wait "$MOCK_PID" 2>/dev/null || true
+unset OGW_MOCK_URL
+[[ $pack_rc -eq 0 ]]
 
 step "done"
 printf 'all tests passed in %ds\n' $((SECONDS - STARTED))
