@@ -15,6 +15,7 @@ import {
   APIConnectionError,
   APITimeoutError,
   APIUserAbortError,
+  BudgetExceededError,
   AuthenticationError,
   BadRequestError,
   InternalServerError,
@@ -175,6 +176,19 @@ describe('chat.completions.create', () => {
       within(10_000, gw.chat.completions.create({ model: 'mock/mock-gpt~first_byte_delay_ms=3000', messages: MESSAGES, timeout: 200 })),
       (e) => e instanceof APITimeoutError && e instanceof APIConnectionError && e.status === 504,
     )
+  })
+
+  test('a spending cap rejects with BudgetExceededError, a RateLimitError', async () => {
+    const capped = new Gateway(mockConfig(mock.url, {
+      budgets: [{ name: 'tiny', model: 'mock/mock-gpt', limit_usd: 1e-9 }],
+      pricing: { models: { 'openai/mock-gpt': { input_cost_per_token: 1e-6, output_cost_per_token: 1e-6 } } },
+    }))
+    await assert.rejects(capped.chat.completions.create({ model: 'mock/mock-gpt', messages: MESSAGES, max_tokens: 10 }), (e) => {
+      assert.ok(e instanceof BudgetExceededError && e instanceof RateLimitError)
+      assert.equal(e.status, 429)
+      assert.equal(e.type, 'budget_exceeded')
+      return true
+    })
   })
 
   test('an unreachable provider is an APIConnectionError', async () => {
