@@ -91,34 +91,7 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
             ApiError::invalid(None, format!("Cannot read the request body: {rejection}"))
         }
     })?;
-    let de = &mut serde_json::Deserializer::from_slice(&body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::invalid(None, format!("The request body is not valid JSON: {inner}"));
-        }
-        let message = inner.to_string();
-        // serde reports a missing field at its parent; name the field itself.
-        let missing = message
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.split('`').next())
-            .map(str::to_owned);
-        let missing_field = missing.is_some();
-        let param = match (missing, path.as_str()) {
-            (Some(field), ".") => field,
-            (Some(field), parent) => format!("{parent}.{field}"),
-            (None, p) => p.to_owned(),
-        };
-        let message = if missing_field {
-            format!("Missing required parameter: `{param}`.")
-        } else if param == "." || param.is_empty() {
-            format!("Invalid request body: {message}")
-        } else {
-            format!("Invalid value for `{param}`: {message}")
-        };
-        ApiError::invalid((param != ".").then_some(param), message)
-    })
+    opengateway::types::from_json(&body).map_err(ApiError)
 }
 
 /// Every attempt in one log field: `openai/gpt-4o:503 (12 ms), anthropic/claude:200 (340 ms)`.

@@ -7,12 +7,14 @@
 //! wire shows both an absent key and an explicit `null` use [`Nullable`] so both survive.
 
 mod error_body;
+mod json;
 mod request;
 mod response;
 mod stream;
 mod usage;
 
 pub use error_body::{ErrorBody, ErrorObject};
+pub use json::from_json;
 pub use request::*;
 pub use response::*;
 pub use stream::*;
