@@ -485,3 +485,46 @@ def test_serve_blocks_until_stopped(config, tmp_path: Path, capsys) -> None:
     with pytest.raises(Done):
         opengateway.serve(_server_config(config, tmp_path), listen="127.0.0.1:0", ready=ready)
     assert "smart" in seen
+
+
+# ---------------------------------------------------------------------------------- Ctrl-C
+
+_CTRL_C_SCRIPT = """
+import json, sys, time
+import opengateway
+gw = opengateway.Gateway(json.loads(sys.argv[1]))
+print("calling", flush=True)
+started = time.monotonic()
+try:
+    gw.chat.completions.create(model="mock/mock-gpt~first_byte_delay_ms=20000", messages=[{"role": "user", "content": "hi"}])
+except KeyboardInterrupt:
+    waited = time.monotonic() - started
+    time.sleep(0.3)
+    gw.flush()
+    print("interrupted", round(waited, 1), gw.usage_records(limit=1)[0].status, flush=True)
+"""
+
+
+def test_ctrl_c_interrupts_a_blocking_call(config) -> None:
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CTRL_C_SCRIPT, json.dumps(config)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "calling"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=WAIT_S)
+    words = out.split()
+    assert words[0] == "interrupted", out
+    assert float(words[1]) < 5
+    assert words[2] == "cancelled"
