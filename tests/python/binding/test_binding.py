@@ -253,10 +253,8 @@ def test_config_errors_name_the_field(tmp_path: Path) -> None:
     opengateway.Gateway()
 
 
-def test_budget_exceeded_is_its_own_class(mock_server) -> None:
-    from conftest import gateway_config
-
-    config = gateway_config(mock_server.url)
+def test_budget_exceeded_is_its_own_class(config) -> None:
+    config = {**config}
     config["pricing"] = {"models": {"mock/mock-gpt": {"input_cost_per_token": 1.0, "output_cost_per_token": 1.0}}}
     config["budgets"] = [{"user": "spender", "limit_usd": 0.000001}]
     gw = opengateway.Gateway(config)
