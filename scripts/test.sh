@@ -71,8 +71,24 @@ else
     echo "requirements unchanged, skipping pip install"
 fi
 
-step "Python: pytest tests/python (openai and anthropic SDKs against the gateway)"
+step "Python: build the binding into the venv (maturin develop --release, same target dir)"
+# maturin builds in $CARGO_TARGET_DIR like cargo does, so an unchanged binding rebuilds quickly.
+VIRTUAL_ENV="$VENV" "$VENV/bin/maturin" develop --release --quiet -m bindings-python/Cargo.toml
+"$VENV/bin/python" -X importtime -c "import opengateway" 2>&1 | tail -1 |
+    awk -F'|' '{gsub(/ /, "", $2); print "import opengateway: " $2 " us (cumulative, -X importtime)"}'
+
+step "Python: mypy --strict on the binding's package and examples/python (against its stubs)"
+"$VENV/bin/mypy" --strict --no-incremental bindings-python/python/opengateway
+(cd examples/python && "$VENV/bin/mypy" --strict --no-incremental .)
+
+step "Python: pytest tests/python (SDKs against the gateway; tests/python/binding: the binding)"
 "$VENV/bin/python" -m pytest tests/python -q -p no:cacheprovider
+
+step "Python examples (examples/python, each against a mock provider it starts)"
+for example in quickstart streaming fallback async_fanout cost_report; do
+    echo "-- $example.py"
+    "$VENV/bin/python" "examples/python/$example.py"
+done
 
 # ---------------------------------------------------------------------------------- Node
 step "Node: npm ci in tests/node"

@@ -16,7 +16,7 @@ use napi_derive::napi;
 use opengateway::accounting::{UsageFilter, UsageQuery};
 use opengateway::config::Config;
 use opengateway::inbound::anthropic::{MessagesRequest, MessagesStream};
-use opengateway::types::{ChatCompletionRequest, from_json_body};
+use opengateway::types::{ChatCompletionRequest, from_json};
 use opengateway::{CallContext, ChatStream, Error, Gateway, Route};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -151,8 +151,9 @@ impl NativeGateway {
             (_, Some(path)) => Gateway::from_file(path),
             (json, None) => {
                 let value = match json {
-                    Some(text) => from_json_body::<serde_json::Value>(text.as_bytes())
-                        .map_err(|e| reject(&e))?,
+                    Some(text) => {
+                        from_json::<serde_json::Value>(text.as_bytes()).map_err(|e| reject(&e))?
+                    }
                     None => serde_json::Value::Null,
                 };
                 Config::from_value(value)
@@ -180,7 +181,7 @@ impl NativeGateway {
         let token = cancel.map(|c| c.token.clone());
         env.spawn_future(async move {
             let request: ChatCompletionRequest =
-                from_json_body(body.as_bytes()).map_err(|e| reject(&e))?;
+                from_json(body.as_bytes()).map_err(|e| reject(&e))?;
             let context = call_context(tags);
             let answer = cancellable(token, gateway.chat_with(request, &context)).await?;
             serde_json::to_string(&Envelope {
@@ -206,7 +207,7 @@ impl NativeGateway {
         let token = cancel.map(|c| c.token.clone());
         env.spawn_future(async move {
             let mut request: ChatCompletionRequest =
-                from_json_body(body.as_bytes()).map_err(|e| reject(&e))?;
+                from_json(body.as_bytes()).map_err(|e| reject(&e))?;
             request.stream = Some(true);
             let context = call_context(tags);
             let stream =
@@ -227,8 +228,7 @@ impl NativeGateway {
         let gateway = self.inner.clone();
         let token = cancel.map(|c| c.token.clone());
         env.spawn_future(async move {
-            let request: MessagesRequest =
-                from_json_body(body.as_bytes()).map_err(|e| reject(&e))?;
+            let request: MessagesRequest = from_json(body.as_bytes()).map_err(|e| reject(&e))?;
             let context = call_context(tags);
             let answer = cancellable(token, gateway.messages_with(request, &context)).await?;
             serde_json::to_string(&Envelope {
@@ -252,8 +252,7 @@ impl NativeGateway {
         let gateway = self.inner.clone();
         let token = cancel.map(|c| c.token.clone());
         env.spawn_future(async move {
-            let request: MessagesRequest =
-                from_json_body(body.as_bytes()).map_err(|e| reject(&e))?;
+            let request: MessagesRequest = from_json(body.as_bytes()).map_err(|e| reject(&e))?;
             let context = call_context(tags);
             let stream = cancellable(
                 token.clone(),
@@ -274,7 +273,7 @@ impl NativeGateway {
     ) -> napi::Result<PromiseRaw<'env, String>> {
         let gateway = self.inner.clone();
         env.spawn_future(async move {
-            let query: UsageQuery = from_json_body(query.as_bytes()).map_err(|e| reject(&e))?;
+            let query: UsageQuery = from_json(query.as_bytes()).map_err(|e| reject(&e))?;
             // The ledger flushes and may read SQLite: keep that off the async workers.
             let rows = tokio::task::spawn_blocking(move || gateway.usage(&query))
                 .await
@@ -295,7 +294,7 @@ impl NativeGateway {
     ) -> napi::Result<PromiseRaw<'env, String>> {
         let gateway = self.inner.clone();
         env.spawn_future(async move {
-            let filter: UsageFilter = from_json_body(filter.as_bytes()).map_err(|e| reject(&e))?;
+            let filter: UsageFilter = from_json(filter.as_bytes()).map_err(|e| reject(&e))?;
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
             let rows = tokio::task::spawn_blocking(move || gateway.usage_records(&filter, limit))
                 .await

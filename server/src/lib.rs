@@ -6,5 +6,7 @@ pub mod admin;
 pub mod error;
 pub mod messages;
 pub mod routes;
+pub mod serve;
 
 pub use routes::app;
+pub use serve::{Running, serve, start};

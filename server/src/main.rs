@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use opengateway::Gateway;
-use opengateway::config::{AuthMode, Config};
+use opengateway::config::Config;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -92,7 +91,8 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve { listen } => runtime.block_on(serve(&cli.config, listen)),
+        Command::Serve { listen } => load_config(&cli.config)
+            .and_then(|config| runtime.block_on(opengateway_server::serve(config, listen))),
         Command::Models => load_config(&cli.config).and_then(|config| print_models(&config)),
         Command::Usage(args) => {
             load_config(&cli.config).and_then(|config| usage::print(&config, &args))
@@ -169,128 +169,4 @@ fn load_config(path: &PathBuf) -> Result<Config, String> {
         return Ok(Config::default());
     }
     Config::from_file(path).map_err(|e| e.to_string())
-}
-
-async fn serve(config_path: &PathBuf, listen: Option<String>) -> Result<(), String> {
-    let mut config = load_config(config_path)?;
-    if let Some(listen) = listen {
-        config.server.listen = listen;
-    }
-    let addr = config.server.listen_addr().map_err(|e| e.to_string())?;
-    if config.server.auth == AuthMode::Keys {
-        return Err(
-            "server.auth is `keys` (the default), but API keys arrive with gateway mode and are not available in this version yet. \
-             To serve without authentication, set it explicitly in the config:  server: { auth: none }"
-                .to_owned(),
-        );
-    }
-    let db_path = config.server.sqlite_path().map_err(|e| e.to_string())?;
-    let (_store, schema) = opengateway::store::open(&db_path).map_err(|e| e.to_string())?;
-    tracing::info!(path = %db_path.display(), schema, "store ready");
-
-    // The usage ledger lives in the server's store unless the config puts it elsewhere; the
-    // gateway creates and migrates it, and marks requests a killed server left open.
-    if config.ledger.database.is_none() {
-        config.ledger.database = Some(config.server.database.clone());
-    }
-    let mut gateway = Gateway::from_config(config.clone()).map_err(|e| e.to_string())?;
-    let _mock = start_demo_mock(&mut config, &mut gateway).await?;
-
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::warn!(
-        "authentication is OFF (server.auth: none): anyone who can reach http://{local} can use the configured providers"
-    );
-    let example_model = example_model(&gateway);
-    // The first stdout line is read by test harnesses to learn the port.
-    let mut out = std::io::stdout();
-    let _ = writeln!(out, "opengateway listening on http://{local}");
-    let _ = writeln!(
-        out,
-        "try: curl http://{local}/v1/chat/completions -H 'Content-Type: application/json' -d '{{\"model\": \"{example_model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'"
-    );
-    let _ = out.flush();
-
-    let gateway_for_flush = gateway.clone();
-    axum::serve(listener, opengateway_server::app(gateway))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
-    // Requests in flight are done: write their records before the process ends.
-    gateway_for_flush.flush().await;
-    tracing::info!("stopped");
-    Ok(())
-}
-
-/// When nothing is configured and no provider key is set, serve the bundled mock provider as
-/// `mock/...`, so the gateway can be tried at once on a fresh machine.
-#[cfg(feature = "demo-mock")]
-async fn start_demo_mock(
-    config: &mut Config,
-    gateway: &mut Gateway,
-) -> Result<Option<opengateway_mock::MockServer>, String> {
-    if !config.providers.is_empty() || gateway.has_usable_provider() {
-        return Ok(None);
-    }
-    let mock = opengateway_mock::MockServer::start(opengateway_mock::MockConfig::default())
-        .await
-        .map_err(|e| format!("cannot start the bundled mock provider: {e}"))?;
-    config.providers.insert(
-        "mock".to_owned(),
-        opengateway::config::ProviderConfig {
-            kind: Some(opengateway::providers::ProviderType::Openai),
-            api_key: Some("mock".to_owned()),
-            api_base: Some(mock.base_url()),
-            ..Default::default()
-        },
-    );
-    *gateway = Gateway::from_config(config.clone()).map_err(|e| e.to_string())?;
-    tracing::warn!(
-        api_base = %mock.base_url(),
-        "no providers configured and no provider keys set: serving the bundled mock provider as `mock/<any model>`"
-    );
-    Ok(Some(mock))
-}
-
-#[cfg(not(feature = "demo-mock"))]
-async fn start_demo_mock(_: &mut Config, _: &mut Gateway) -> Result<Option<()>, String> {
-    Ok(None)
-}
-
-fn example_model(gateway: &Gateway) -> String {
-    let config = gateway.config();
-    if let Some(alias) = config.models.first() {
-        return alias.name.clone();
-    }
-    if config.providers.contains_key("mock") {
-        return "mock/mock-gpt".to_owned();
-    }
-    if let Some(id) = config.providers.keys().next() {
-        return format!("{id}/MODEL");
-    }
-    "openai/gpt-4o-mini".to_owned()
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down: finishing requests in flight");
 }

@@ -91,7 +91,7 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
             ApiError::invalid(None, format!("Cannot read the request body: {rejection}"))
         }
     })?;
-    opengateway::types::from_json_body(&body).map_err(ApiError::from)
+    opengateway::types::from_json(&body).map_err(ApiError)
 }
 
 /// Every attempt in one log field: `openai/gpt-4o:503 (12 ms), anthropic/claude:200 (340 ms)`.

@@ -7,12 +7,14 @@
 //! wire shows both an absent key and an explicit `null` use [`Nullable`] so both survive.
 
 mod error_body;
+mod json;
 mod request;
 mod response;
 mod stream;
 mod usage;
 
 pub use error_body::{ErrorBody, ErrorObject};
+pub use json::from_json;
 pub use request::*;
 pub use response::*;
 pub use stream::*;
@@ -57,74 +59,5 @@ pub(crate) mod serde_helpers {
             Some(Some(x)) => x.serialize(s),
             _ => s.serialize_none(),
         }
-    }
-}
-
-/// Reads a JSON request body as `T`; a decoding error is a 400 naming the field at fault
-/// (`param`), so every surface (server, bindings) reports bad fields the same way.
-pub fn from_json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> crate::Result<T> {
-    use crate::error::{Error, ErrorKind};
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return Error::new(
-                ErrorKind::BadRequest,
-                format!("The request body is not valid JSON: {inner}"),
-            );
-        }
-        let message = inner.to_string();
-        // serde reports a missing field at its parent; name the field itself.
-        let missing = message
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.split('`').next())
-            .map(str::to_owned);
-        let missing_field = missing.is_some();
-        let param = match (missing, path.as_str()) {
-            (Some(field), ".") => field,
-            (Some(field), parent) => format!("{parent}.{field}"),
-            (None, p) => p.to_owned(),
-        };
-        let message = if missing_field {
-            format!("Missing required parameter: `{param}`.")
-        } else if param == "." || param.is_empty() {
-            format!("Invalid request body: {message}")
-        } else {
-            format!("Invalid value for `{param}`: {message}")
-        };
-        let err = Error::new(ErrorKind::BadRequest, message);
-        if param == "." || param.is_empty() {
-            err
-        } else {
-            err.with_param(param)
-        }
-    })
-}
-
-#[cfg(test)]
-mod body_tests {
-    use super::*;
-
-    #[test]
-    fn from_json_body_names_the_field_at_fault() {
-        let err = from_json_body::<ChatCompletionRequest>(
-            br#"{"model": "m", "messages": [], "temperature": "hot"}"#,
-        )
-        .unwrap_err();
-        assert_eq!(err.status(), 400);
-        assert_eq!(err.param(), Some("temperature"));
-        assert!(err.message().contains("`temperature`"), "{}", err.message());
-
-        let err = from_json_body::<ChatCompletionRequest>(br#"{"messages": []}"#).unwrap_err();
-        assert_eq!(err.param(), Some("model"));
-        assert!(err.message().starts_with("Missing required parameter"));
-
-        let err = from_json_body::<ChatCompletionRequest>(b"{not json").unwrap_err();
-        assert_eq!(err.param(), None);
-        assert!(err.message().contains("not valid JSON"));
-
-        let ok = from_json_body::<ChatCompletionRequest>(br#"{"model": "m", "messages": []}"#);
-        assert_eq!(ok.map(|r| r.model).ok().as_deref(), Some("m"));
     }
 }

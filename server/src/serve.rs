@@ -1,0 +1,199 @@
+//! Running the server: bind, serve until told to stop, then write the ledger's last records.
+//! The binary's `serve` subcommand and the Python binding's `opengateway.serve` share it.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use opengateway::Gateway;
+use opengateway::config::{AuthMode, Config};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A server bound to its address and serving in the background until [`Running::stop`].
+#[derive(Debug)]
+pub struct Running {
+    local: SocketAddr,
+    example_model: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), String>>,
+}
+
+impl Running {
+    /// The address the server listens on (the real port when `:0` was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// A model id the configuration can serve, for the `try: curl …` hint.
+    pub fn example_model(&self) -> &str {
+        &self.example_model
+    }
+
+    /// Asks the server to stop: it takes no new connections and finishes requests in flight.
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Waits until the server has stopped and the ledger holds every record.
+    pub async fn wait(self) -> Result<(), String> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(format!("server task failed: {e}")),
+        }
+    }
+}
+
+/// Binds the server of `config` (on `listen` when given, else `server.listen`) and starts serving
+/// in the background on the current tokio runtime.
+pub async fn start(mut config: Config, listen: Option<String>) -> Result<Running, String> {
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+    }
+    let addr = config.server.listen_addr().map_err(|e| e.to_string())?;
+    if config.server.auth == AuthMode::Keys {
+        return Err(
+            "server.auth is `keys` (the default), but API keys arrive with gateway mode and are not available in this version yet. \
+             To serve without authentication, set it explicitly in the config:  server: { auth: none }"
+                .to_owned(),
+        );
+    }
+    let db_path = config.server.sqlite_path().map_err(|e| e.to_string())?;
+    let (_store, schema) = opengateway::store::open(&db_path).map_err(|e| e.to_string())?;
+    tracing::info!(path = %db_path.display(), schema, "store ready");
+
+    // The usage ledger lives in the server's store unless the config puts it elsewhere; the
+    // gateway creates and migrates it, and marks requests a killed server left open.
+    if config.ledger.database.is_none() {
+        config.ledger.database = Some(config.server.database.clone());
+    }
+    let mut gateway = Gateway::from_config(config.clone()).map_err(|e| e.to_string())?;
+    let mock = start_demo_mock(&mut config, &mut gateway).await?;
+
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::warn!(
+        "authentication is OFF (server.auth: none): anyone who can reach http://{local} can use the configured providers"
+    );
+    let example_model = example_model(&gateway);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        // The demo mock serves as long as the server does.
+        let _mock = mock;
+        let gateway_for_flush = gateway.clone();
+        axum::serve(listener, crate::app(gateway))
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+                tracing::info!("shutting down: finishing requests in flight");
+            })
+            .await
+            .map_err(|e| format!("server error: {e}"))?;
+        // Requests in flight are done: write their records before the caller goes on.
+        gateway_for_flush.flush().await;
+        tracing::info!("stopped");
+        Ok(())
+    });
+    Ok(Running {
+        local,
+        example_model,
+        stop: Some(stop),
+        task,
+    })
+}
+
+/// Serves `config` until Ctrl-C or SIGTERM, announcing the address on stdout first.
+pub async fn serve(config: Config, listen: Option<String>) -> Result<(), String> {
+    let mut running = start(config, listen).await?;
+    print_banner(&running);
+    shutdown_signal().await;
+    running.stop();
+    running.wait().await
+}
+
+/// Prints `opengateway listening on http://ADDR` (the first stdout line, which test harnesses
+/// read to learn the port) and a `curl` line to try.
+pub fn print_banner(running: &Running) {
+    let local = running.local_addr();
+    let model = running.example_model();
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "opengateway listening on http://{local}");
+    let _ = writeln!(
+        out,
+        "try: curl http://{local}/v1/chat/completions -H 'Content-Type: application/json' -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'"
+    );
+    let _ = out.flush();
+}
+
+/// When nothing is configured and no provider key is set, serve the bundled mock provider as
+/// `mock/...`, so the gateway can be tried at once on a fresh machine.
+#[cfg(feature = "demo-mock")]
+async fn start_demo_mock(
+    config: &mut Config,
+    gateway: &mut Gateway,
+) -> Result<Option<opengateway_mock::MockServer>, String> {
+    if !config.providers.is_empty() || gateway.has_usable_provider() {
+        return Ok(None);
+    }
+    let mock = opengateway_mock::MockServer::start(opengateway_mock::MockConfig::default())
+        .await
+        .map_err(|e| format!("cannot start the bundled mock provider: {e}"))?;
+    config.providers.insert(
+        "mock".to_owned(),
+        opengateway::config::ProviderConfig {
+            kind: Some(opengateway::providers::ProviderType::Openai),
+            api_key: Some("mock".to_owned()),
+            api_base: Some(mock.base_url()),
+            ..Default::default()
+        },
+    );
+    *gateway = Gateway::from_config(config.clone()).map_err(|e| e.to_string())?;
+    tracing::warn!(
+        api_base = %mock.base_url(),
+        "no providers configured and no provider keys set: serving the bundled mock provider as `mock/<any model>`"
+    );
+    Ok(Some(mock))
+}
+
+#[cfg(not(feature = "demo-mock"))]
+async fn start_demo_mock(_: &mut Config, _: &mut Gateway) -> Result<Option<()>, String> {
+    Ok(None)
+}
+
+fn example_model(gateway: &Gateway) -> String {
+    let config = gateway.config();
+    if let Some(alias) = config.models.first() {
+        return alias.name.clone();
+    }
+    if config.providers.contains_key("mock") {
+        return "mock/mock-gpt".to_owned();
+    }
+    if let Some(id) = config.providers.keys().next() {
+        return format!("{id}/MODEL");
+    }
+    "openai/gpt-4o-mini".to_owned()
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
