@@ -186,12 +186,12 @@ class Stream {
 }
 
 /** Resolves `since`/`until` given as a Date, an ISO string or Unix milliseconds to milliseconds. */
-function toMs(t) {
+function toMs(t, param) {
   if (t === undefined || t === null) return undefined
   if (t instanceof Date) return t.getTime()
   if (typeof t === 'string') {
     const ms = Date.parse(t)
-    if (Number.isNaN(ms)) throw new BadRequestError(400, { message: `not a date: ${t}`, type: 'invalid_request_error', param: 'since', code: null })
+    if (Number.isNaN(ms)) throw new BadRequestError(400, { message: `\`${param}\` is not a date: ${t}`, type: 'invalid_request_error', param, code: null })
     return ms
   }
   return t
@@ -199,7 +199,7 @@ function toMs(t) {
 
 /** The core's `UsageFilter` (snake_case) from the JS-style options. */
 function usageFilter({ since, until, key, user, model, provider, tag, status } = {}) {
-  const f = { since_ms: toMs(since), until_ms: toMs(until), key, user, model, provider, tag, status }
+  const f = { since_ms: toMs(since, 'since'), until_ms: toMs(until, 'until'), key, user, model, provider, tag, status }
   for (const k of Object.keys(f)) if (f[k] === undefined) delete f[k]
   return f
 }
