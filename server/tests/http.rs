@@ -3,8 +3,11 @@
 // Test helpers panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::{bin, spawn_server};
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use opengateway::Gateway;
@@ -235,34 +238,6 @@ async fn streams_end_with_done_or_with_an_error_event() {
 }
 
 // ---- the binary ----
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_opengateway"))
-}
-
-/// Starts `opengateway serve` and returns the child and its base URL, read from stdout.
-fn spawn_server(config_path: &std::path::Path) -> (Child, String) {
-    let mut child = bin()
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(config_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("opengateway listening on ") {
-                let _ = tx.send(url.to_owned());
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("server announced its address");
-    (child, base)
-}
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("ogw-{name}-{}", std::process::id()));

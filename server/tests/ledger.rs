@@ -3,18 +3,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::{bin, spawn_server};
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use opengateway::accounting::{LedgerSink, RecordStatus, SqliteSink, UsageFilter};
 use opengateway_mock::{MockConfig, MockServer};
 use serde_json::{Value, json};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_opengateway"))
-}
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ogw-ledger-{name}-{}", std::process::id()));
@@ -35,30 +34,6 @@ fn write_config(dir: &Path, mock: &MockServer) -> PathBuf {
     )
     .unwrap();
     config
-}
-
-/// Starts `opengateway serve` and returns the child and its base URL, read from stdout.
-fn spawn_server(config: &Path) -> (Child, String) {
-    let mut child = bin()
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("opengateway listening on ") {
-                let _ = tx.send(url.to_owned());
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("server announced its address");
-    (child, base)
 }
 
 fn signal(child: &Child, name: &str) {
