@@ -144,9 +144,8 @@ def _answer(raw: tuple[str, str, str]) -> Response:
     return Response(json.loads(data), route, request_id)
 
 
-class Stream:
-    """A started stream of chunks (or Anthropic events): iterate it; ``with`` or ``close()``
-    ends it early, closing the upstream connection."""
+class _StreamBase:
+    """What both stream kinds hold: the native stream, its request id and its route."""
 
     request_id: str
 
@@ -161,6 +160,11 @@ class Stream:
         if self._route is None:
             self._route = Object(json.loads(self._native.route))
         return self._route
+
+
+class Stream(_StreamBase):
+    """A started stream of chunks (or Anthropic events): iterate it; ``with`` or ``close()``
+    ends it early, closing the upstream connection."""
 
     def __iter__(self) -> Stream:
         return self
@@ -187,22 +191,8 @@ class Stream:
         self.close()
 
 
-class AsyncStream:
+class AsyncStream(_StreamBase):
     """The asyncio :class:`Stream`: ``async for``; ``async with`` or ``await close()``."""
-
-    request_id: str
-
-    def __init__(self, native: _native.NativeStream) -> None:
-        self._native = native
-        self.request_id = native.request_id
-        self._route: Object | None = None
-
-    @property
-    def route(self) -> Object:
-        """Where the stream is served: ``provider``, ``model``, ``attempts``."""
-        if self._route is None:
-            self._route = Object(json.loads(self._native.route))
-        return self._route
 
     def __aiter__(self) -> AsyncStream:
         return self
