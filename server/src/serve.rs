@@ -107,8 +107,11 @@ pub async fn start(mut config: Config, listen: Option<String>) -> Result<Running
 /// Serves `config` until Ctrl-C or SIGTERM, announcing the address on stdout first.
 pub async fn serve(config: Config, listen: Option<String>) -> Result<(), String> {
     let mut running = start(config, listen).await?;
+    // The handlers are installed before the banner: a harness that signals as soon as it reads
+    // the banner must get a graceful stop, not the default action of the signal.
+    let stop_signal = shutdown_signal();
     print_banner(&running);
-    shutdown_signal().await;
+    stop_signal.await;
     running.stop();
     running.wait().await
 }
@@ -176,24 +179,38 @@ fn example_model(gateway: &Gateway) -> String {
     "openai/gpt-4o-mini".to_owned()
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Installs the Ctrl-C and SIGTERM handlers now and returns a future that resolves on either.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            let interrupted = async {
+                match interrupt {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            let terminated = async {
+                match terminate {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = interrupted => {},
+                _ = terminated => {},
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
