@@ -80,8 +80,8 @@ impl std::fmt::Display for Target {
 
 /// A provider entry as the gateway holds it: its adapter, or why it cannot be used.
 #[derive(Debug)]
-struct ProviderEntry {
-    kind: ProviderType,
+pub(crate) struct ProviderEntry {
+    pub(crate) kind: ProviderType,
     adapter: Option<Arc<dyn Provider>>,
     problem: Option<String>,
     timeout: Duration,
@@ -317,6 +317,11 @@ impl Gateway {
         Self::from_config(config)
     }
 
+    /// The HTTP client of a provider entry: its own, else the gateway's shared one.
+    pub(crate) fn transport_of<'a>(&'a self, entry: &'a ProviderEntry) -> &'a Transport {
+        entry.transport.as_ref().unwrap_or(&self.inner.transport)
+    }
+
     /// The configuration the gateway was built from.
     pub fn config(&self) -> &Config {
         &self.inner.config
@@ -368,7 +373,11 @@ impl Gateway {
         self.plan(request, router::sticky_key(request))
     }
 
-    fn plan(&self, request: &ChatCompletionRequest, sticky: Option<u64>) -> Result<Vec<Target>> {
+    pub(crate) fn plan(
+        &self,
+        request: &ChatCompletionRequest,
+        sticky: Option<u64>,
+    ) -> Result<Vec<Target>> {
         if request.model.trim().is_empty() {
             return Err(Error::invalid_param(
                 "model",
@@ -436,7 +445,7 @@ impl Gateway {
         }
     }
 
-    fn adapter(&self, target: &Target) -> Result<(&ProviderEntry, Arc<dyn Provider>)> {
+    pub(crate) fn adapter(&self, target: &Target) -> Result<(&ProviderEntry, Arc<dyn Provider>)> {
         let entry = self.inner.providers.get(&target.provider).ok_or_else(|| {
             Error::model_not_found(&target.provider, "No such provider is configured.")
         })?;
@@ -605,7 +614,7 @@ impl Gateway {
     }
 
     /// Opens the request's ledger record and reserves its worst-case cost on its budgets.
-    async fn accept(
+    pub(crate) async fn accept(
         &self,
         request: &ChatCompletionRequest,
         targets: &[Target],
@@ -660,7 +669,7 @@ impl Gateway {
     /// circuits): retry-class failures are retried on the same target up to `router.retries`
     /// times, next-target failures move on, fail-now errors end the request. Targets whose
     /// circuit is open are skipped; if that leaves none, the one that reopens first is tried.
-    async fn run_targets<'a, T, F, Fut>(
+    pub(crate) async fn run_targets<'a, T, F, Fut>(
         &'a self,
         targets: &'a [Target],
         sticky: Option<u64>,
@@ -762,7 +771,7 @@ impl Gateway {
     }
 
     /// The prices of `provider/model` (by provider type, then model), and the platform fee.
-    fn price(&self, provider: &str, model: &str) -> PriceTag {
+    pub(crate) fn price(&self, provider: &str, model: &str) -> PriceTag {
         let catalog = &self.inner.catalog;
         // The provider id first (a config's own prices for `local/llama`), then its type
         // (`openai/gpt-4o` whatever the id).
@@ -779,7 +788,7 @@ impl Gateway {
 
     /// The first-byte and total time limits of one attempt: the request's own, else the
     /// provider's, else the router's.
-    fn time_limits(
+    pub(crate) fn time_limits(
         &self,
         entry: &ProviderEntry,
         request: &ChatCompletionRequest,
@@ -803,7 +812,7 @@ impl Gateway {
         (first_byte, total)
     }
 
-    async fn chat_once(
+    pub(crate) async fn chat_once(
         &self,
         request: &ChatCompletionRequest,
         target: &Target,
@@ -835,7 +844,7 @@ impl Gateway {
         Ok((adapter.decode_chat(&body)?, ttfb))
     }
 
-    async fn stream_once(
+    pub(crate) async fn stream_once(
         &self,
         request: &ChatCompletionRequest,
         target: &Target,
@@ -1078,7 +1087,7 @@ fn build_entry(
 }
 
 /// Checks what every provider needs before any target is tried.
-fn validate_request(request: &ChatCompletionRequest) -> Result<()> {
+pub(crate) fn validate_request(request: &ChatCompletionRequest) -> Result<()> {
     if request.messages.is_empty() {
         return Err(Error::invalid_param(
             "messages",
@@ -1141,7 +1150,7 @@ fn unix_now() -> u64 {
 
 /// A stream of chunks from one provider: SSE events decoded, translated, and stamped with the
 /// provider id and the usage cost; it keeps the usage and a count of the output for the ledger.
-struct ChunkStream {
+pub(crate) struct ChunkStream {
     events: SseStream,
     decoder: Box<dyn StreamDecoder>,
     provider: String,
@@ -1286,6 +1295,18 @@ impl ChatStream {
         &self.request_id
     }
 
+    /// A stream started by [`Gateway::stream_once`] under `ticket` (for the inbound formats
+    /// that route targets themselves).
+    pub(crate) fn from_parts(route: Route, inner: ChunkStream, ticket: Ticket) -> Self {
+        ChatStream {
+            ttft: ticket.elapsed(),
+            request_id: ticket.id().to_owned(),
+            route,
+            inner: Box::pin(inner),
+            ticket: Some(ticket),
+        }
+    }
+
     fn settle(&mut self, status: RecordStatus, error: Option<&Error>) {
         let Some(mut ticket) = self.ticket.take() else {
             return;
@@ -1367,7 +1388,7 @@ fn delta_estimate(delta: &crate::types::Delta) -> u64 {
 }
 
 /// Output tokens of a whole message, counted locally.
-fn message_estimate(message: &crate::types::ResponseMessage) -> u64 {
+pub(crate) fn message_estimate(message: &crate::types::ResponseMessage) -> u64 {
     let texts = [
         message.content.as_deref(),
         message.reasoning_content.as_deref(),

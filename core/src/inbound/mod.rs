@@ -6,5 +6,10 @@
 //! - [`anthropic`]: the Anthropic Messages API (`POST /v1/messages`), with
 //!   [`Gateway::messages`](crate::Gateway::messages) and
 //!   [`Gateway::messages_stream`](crate::Gateway::messages_stream).
+//! - [`responses`]: the OpenAI Responses API (`POST /v1/responses`), passed through to providers
+//!   that have it and translated for the others, with
+//!   [`Gateway::responses`](crate::Gateway::responses) and
+//!   [`Gateway::responses_stream`](crate::Gateway::responses_stream).
 
 pub mod anthropic;
+pub mod responses;

@@ -260,6 +260,13 @@ pub trait Provider: Send + Sync + fmt::Debug {
         stream: bool,
     ) -> Result<UpstreamRequest>;
 
+    /// The upstream request passing a Responses API body (already carrying the upstream model)
+    /// through to the provider's own `/responses`, when it has that API; `None` sends the
+    /// request through the chat translation instead.
+    fn encode_responses(&self, _body: Bytes) -> Option<UpstreamRequest> {
+        None
+    }
+
     /// Whether image URLs must be fetched and sent as bytes (the provider cannot fetch them);
     /// the gateway then replaces `http(s)` image URLs by `data:` URLs before encoding.
     fn needs_image_bytes(&self) -> bool {

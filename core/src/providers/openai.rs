@@ -94,6 +94,11 @@ impl Provider for OpenAiProvider {
         Ok(self.endpoint.post("/chat/completions", body.into()))
     }
 
+    fn encode_responses(&self, body: bytes::Bytes) -> Option<UpstreamRequest> {
+        // Only OpenAI's own API has `/responses`; compatible servers mostly do not.
+        (self.kind == ProviderType::Openai).then(|| self.endpoint.post("/responses", body))
+    }
+
     fn decode_chat(&self, body: &[u8]) -> Result<ChatCompletion> {
         decode_json(&self.id, body)
     }
