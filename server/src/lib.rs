@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod error;
 pub mod messages;
+pub mod responses;
 pub mod routes;
 pub mod serve;
 

@@ -20,6 +20,7 @@ pub use directives::DIRECTIVES_HEADER;
 mod engine;
 mod gemini;
 mod replay;
+mod responses;
 mod wire;
 
 use std::{
@@ -271,6 +272,8 @@ pub fn router(config: MockConfig) -> (Router, MockState) {
         .route("/chat/completions", post(chat::chat_completions))
         .route("/v1/messages", post(anthropic::messages))
         .route("/messages", post(anthropic::messages))
+        .route("/v1/responses", post(responses::responses))
+        .route("/responses", post(responses::responses))
         .route("/v1beta/models/{target}", post(gemini::generate))
         .route("/v1beta/models", get(gemini_models))
         .route("/v1/models", get(models))
