@@ -334,7 +334,7 @@ impl Messages {
                                     return Err(Error::invalid_param(
                                         format!("{part_path}.type"),
                                         format!(
-                                            "`{other}` parts are not allowed in assistant messages"
+                                            "`{part_path}.type`: `{other}` parts are not allowed in assistant messages"
                                         ),
                                     ));
                                 }
@@ -378,7 +378,7 @@ impl Messages {
                 return Err(Error::invalid_param(
                     format!("{path}.role"),
                     format!(
-                        "`{other}` is not a message role; use user, assistant, system or developer"
+                        "`{path}.role`: `{other}` is not a message role; use user, assistant, system or developer"
                     ),
                 ));
             }
@@ -436,7 +436,7 @@ fn user_content(content: &Value, path: &str, text_only: bool) -> Result<MessageC
             return Err(Error::invalid_param(
                 format!("{part_path}.type"),
                 format!(
-                    "only `input_text` parts are allowed in system and developer messages (got `{kind}`)"
+                    "`{part_path}.type`: only `input_text` parts are allowed in system and developer messages (got `{kind}`)"
                 ),
             ));
         }
@@ -498,7 +498,7 @@ fn input_part(part: &Value, kind: &str, path: &str) -> Result<ContentPart> {
         other => Err(Error::invalid_param(
             format!("{path}.type"),
             format!(
-                "`{other}` is not an input part type; use input_text, input_image or input_file"
+                "`{path}.type`: `{other}` is not an input part type; use input_text, input_image or input_file"
             ),
         )),
     }
@@ -570,7 +570,9 @@ fn tool_choice(choice: &Value) -> Result<ToolChoice> {
             "required" => Ok(ToolChoice::Mode(ToolChoiceMode::Required)),
             other => Err(Error::invalid_param(
                 path,
-                format!("`{other}` is not a tool choice; use none, auto or required"),
+                format!(
+                    "`tool_choice`: `{other}` is not a tool choice; use none, auto or required"
+                ),
             )),
         },
         Value::Object(_) => match item_type(choice, path)? {
@@ -639,7 +641,9 @@ fn response_format(format: &Value) -> Result<Option<ResponseFormat>> {
         })),
         other => Err(Error::invalid_param(
             "text.format.type",
-            format!("`{other}` is not a text format; use text, json_object or json_schema"),
+            format!(
+                "`text.format.type` `{other}` is not a text format; use text, json_object or json_schema"
+            ),
         )),
     }
 }
