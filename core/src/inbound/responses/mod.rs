@@ -78,13 +78,13 @@ pub use types::{ResponsesEvent, ResponsesRequest};
 /// What one attempt produced: the provider's own Response, or a chat completion to translate.
 enum Answer {
     Native(Value),
-    Chat(ChatCompletion),
+    Chat(Box<ChatCompletion>),
 }
 
 /// What one streamed attempt started.
 enum Started {
     Native(native::Upstream),
-    Chat(ChunkStream),
+    Chat(Box<ChunkStream>),
 }
 
 /// The request's translation, or why it has none, and the chat request routing plans with.
@@ -163,7 +163,7 @@ impl Gateway {
                     } else {
                         let (chat, ttfb) =
                             self.chat_once(prepared.chat()?, target, in_flight).await?;
-                        Ok((Answer::Chat(chat), ttfb))
+                        Ok((Answer::Chat(Box::new(chat)), ttfb))
                     }
                 }
             })
@@ -274,7 +274,7 @@ impl Gateway {
                         let (stream, ttfb) = self
                             .stream_once(prepared.chat()?, target, context, true, in_flight)
                             .await?;
-                        Ok((Started::Chat(stream), ttfb))
+                        Ok((Started::Chat(Box::new(stream)), ttfb))
                     }
                 }
             })
@@ -293,7 +293,7 @@ impl Gateway {
                 Inner::Native(NativeStream::new(upstream, route.clone(), ticket, price))
             }
             Started::Chat(stream) => Inner::Chat {
-                stream: ChatStream::from_parts(route.clone(), stream, ticket),
+                stream: ChatStream::from_parts(route.clone(), *stream, ticket),
                 encoder: ResponsesStreamEncoder::new(request),
             },
         };
@@ -374,6 +374,8 @@ impl Gateway {
     }
 }
 
+/// The two kinds of stream are each held once per request; their sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Inner {
     Native(NativeStream),
     Chat {
