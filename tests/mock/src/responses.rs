@@ -213,7 +213,7 @@ impl Meta<'_> {
     fn envelope(&self) -> Value {
         let field = |name: &str| self.request.get(name).cloned().unwrap_or(Value::Null);
         let or = |name: &str, default: Value| self.request.get(name).cloned().unwrap_or(default);
-        json!({
+        let mut body = json!({
             "id": self.id, "object": "response", "created_at": self.created,
             "status": "in_progress", "background": false, "completed_at": null, "error": null,
             "incomplete_details": null, "instructions": field("instructions"),
@@ -226,9 +226,14 @@ impl Meta<'_> {
             "temperature": or("temperature", json!(1.0)),
             "text": or("text", json!({"format": {"type": "text"}})),
             "tool_choice": or("tool_choice", json!("auto")), "tools": or("tools", json!([])),
-            "top_p": or("top_p", json!(1.0)), "truncation": "disabled", "usage": null,
-            "user": field("user"), "metadata": or("metadata", json!({})),
-        })
+            "top_p": or("top_p", json!(1.0)), "truncation": "disabled",
+            "metadata": or("metadata", json!({})),
+        });
+        // The spec has `user` as a string: absent rather than null.
+        if let Some(user) = self.request.get("user") {
+            body["user"] = user.clone();
+        }
+        body
     }
 }
 
@@ -361,7 +366,11 @@ fn stream_events(
             None,
         )["error"]
             .clone();
-        events.push(json!({"type": "error", "error": error}));
+        // OpenAI nests the error object; the spec has its fields flat: both, so either reads it.
+        events.push(
+            json!({"type": "error", "code": error["code"], "message": error["message"],
+                           "param": error["param"], "error": error}),
+        );
         let mut failed = meta.envelope();
         failed["status"] = json!("failed");
         failed["error"] = json!({"code": "server_error", "message": error["message"]});

@@ -45,7 +45,7 @@ pub(crate) fn envelope(
             text["verbosity"] = verbosity.clone();
         }
     }
-    json!({
+    let mut envelope = json!({
         "id": id,
         "object": "response",
         "created_at": created_at,
@@ -69,10 +69,13 @@ pub(crate) fn envelope(
         "tools": request.field("tools").cloned().unwrap_or_else(|| json!([])),
         "top_p": field("top_p"),
         "truncation": "disabled",
-        "usage": null,
-        "user": field("user"),
         "metadata": request.field("metadata").cloned().unwrap_or_else(|| json!({})),
-    })
+    });
+    // The spec has `user` as a string: absent rather than null.
+    if let Some(user) = request.field("user") {
+        envelope["user"] = user.clone();
+    }
+    envelope
 }
 
 /// Sets the final `status` (and `incomplete_details`, `completed_at`) for a finish reason:
