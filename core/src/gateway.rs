@@ -1044,8 +1044,7 @@ impl Gateway {
                 }
             }
         };
-        let mut probes: HashMap<String, (u64, Result<Vec<String>>)> =
-            probes.into_iter().collect();
+        let mut probes: HashMap<String, (u64, Result<Vec<String>>)> = probes.into_iter().collect();
         let mut providers = Vec::new();
         for (id, entry) in &self.inner.providers {
             let (status, latency_ms, error) = match (&entry.problem, probes.remove(id)) {

@@ -577,7 +577,10 @@ mod tests {
             Admission::Skip,
             "one probe at a time"
         );
-        assert!(stats.failure(true, 2, later), "a failed probe opens it again");
+        assert!(
+            stats.failure(true, 2, later),
+            "a failed probe opens it again"
+        );
         assert_eq!(
             stats.admit(later, cooldown, false),
             Admission::Skip,

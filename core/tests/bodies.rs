@@ -98,7 +98,10 @@ async fn bodies_are_kept_with_log_bodies() {
 
     let kept = gw.request_bodies(&answer.request_id).unwrap().unwrap();
     let request: Value = serde_json::from_str(kept.request.as_deref().unwrap()).unwrap();
-    assert_eq!(request["messages"][0]["content"], format!("secret {marker}"));
+    assert_eq!(
+        request["messages"][0]["content"],
+        format!("secret {marker}")
+    );
     let response: Value = serde_json::from_str(kept.response.as_deref().unwrap()).unwrap();
     assert_eq!(response, serde_json::to_value(&answer.response).unwrap());
 
@@ -195,11 +198,13 @@ async fn retention_works_on_the_memory_ledger_too() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    ledger.sink().write(&[
-        old_record("req_old", now - 3 * 86_400_000),
-        old_record("req_new", now),
-    ])
-    .unwrap();
+    ledger
+        .sink()
+        .write(&[
+            old_record("req_old", now - 3 * 86_400_000),
+            old_record("req_new", now),
+        ])
+        .unwrap();
     ledger.set_retention(2);
     ledger.flush_async().await;
     let ids: Vec<String> = ledger

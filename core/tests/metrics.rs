@@ -232,14 +232,23 @@ async fn metrics_count_what_was_served() {
     let completion: u64 = usages.iter().map(|u| u.completion_tokens).sum();
     let cost: f64 = usages.iter().map(|u| u.cost.unwrap()).sum();
     assert!(prompt > 0 && completion > 0 && cost > 0.0);
-    let kind = |k| value(&s, "opengateway_tokens_total", &[billed[0], billed[1], ("kind", k)]);
+    let kind = |k| {
+        value(
+            &s,
+            "opengateway_tokens_total",
+            &[billed[0], billed[1], ("kind", k)],
+        )
+    };
     assert_eq!(kind("prompt"), prompt as f64);
     assert_eq!(kind("completion"), completion as f64);
     assert_eq!(kind("cached"), 0.0);
     let expected = (prompt as f64 * IN + completion as f64 * OUT) * 1.1;
     let reported = value(&s, "opengateway_cost_usd_total", &billed);
     assert!((reported - cost).abs() < 1e-12, "{reported} vs {cost}");
-    assert!((reported - expected).abs() < 1e-9, "{reported} vs {expected}");
+    assert!(
+        (reported - expected).abs() < 1e-9,
+        "{reported} vs {expected}"
+    );
 }
 
 #[tokio::test]
@@ -263,11 +272,7 @@ async fn a_stream_dropped_early_is_cancelled_and_leaves_nothing_in_flight() {
     assert_eq!(in_flight(&gw), 0.0);
     let s = parse(&gw.metrics());
     assert_eq!(
-        value(
-            &s,
-            "opengateway_requests_total",
-            &[("status", "cancelled")]
-        ),
+        value(&s, "opengateway_requests_total", &[("status", "cancelled")]),
         1.0
     );
 }
@@ -276,9 +281,6 @@ async fn a_stream_dropped_early_is_cancelled_and_leaves_nothing_in_flight() {
 fn an_idle_gateway_exposes_its_gauges_and_ends_with_eof() {
     let gw = Gateway::from_config(Config::default()).unwrap();
     let text = gw.metrics();
-    assert!(
-        text.contains("opengateway_targets_cooled_down 0"),
-        "{text}"
-    );
+    assert!(text.contains("opengateway_targets_cooled_down 0"), "{text}");
     assert!(text.ends_with("# EOF\n"), "{text}");
 }

@@ -164,23 +164,21 @@ async fn chat_completions(
 /// `data: {"error": ...}` event (what OpenAI's SDKs raise on) and ends the stream without
 /// `[DONE]`, so no client mistakes a broken answer for a complete one.
 fn sse_events(stream: opengateway::ChatStream) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures_util::stream::unfold(Some(stream), move |state| {
-        async move {
-            let mut stream = state?;
-            let event = match stream.next().await {
-                Some(Ok(chunk)) => match serde_json::to_string(&chunk) {
-                    Ok(json) => return Some((Ok(Event::default().data(json)), Some(stream))),
-                    Err(e) => opengateway::Error::new(
-                        ErrorKind::InternalServer,
-                        format!("cannot encode a stream chunk: {e}"),
-                    ),
-                },
-                Some(Err(e)) => e,
-                None => return Some((Ok(Event::default().data("[DONE]")), None)),
-            };
-            let json = serde_json::to_string(&event.to_body()).unwrap_or_default();
-            Some((Ok(Event::default().data(json)), None))
-        }
+    futures_util::stream::unfold(Some(stream), move |state| async move {
+        let mut stream = state?;
+        let event = match stream.next().await {
+            Some(Ok(chunk)) => match serde_json::to_string(&chunk) {
+                Ok(json) => return Some((Ok(Event::default().data(json)), Some(stream))),
+                Err(e) => opengateway::Error::new(
+                    ErrorKind::InternalServer,
+                    format!("cannot encode a stream chunk: {e}"),
+                ),
+            },
+            Some(Err(e)) => e,
+            None => return Some((Ok(Event::default().data("[DONE]")), None)),
+        };
+        let json = serde_json::to_string(&event.to_body()).unwrap_or_default();
+        Some((Ok(Event::default().data(json)), None))
     })
 }
 

@@ -152,10 +152,11 @@ async fn metrics_are_served_in_the_openmetrics_format() {
     assert_eq!(status, 200);
     assert_eq!(content_type, opengateway::metrics::CONTENT_TYPE);
     assert!(
-        text.lines().any(|l| l.starts_with("opengateway_requests_total{")
-            && l.contains("model=\"mock/mock-gpt\"")
-            && l.contains("status=\"ok\"")
-            && l.ends_with(" 1")),
+        text.lines()
+            .any(|l| l.starts_with("opengateway_requests_total{")
+                && l.contains("model=\"mock/mock-gpt\"")
+                && l.contains("status=\"ok\"")
+                && l.ends_with(" 1")),
         "{text}"
     );
     assert!(text.ends_with("# EOF\n"));
@@ -267,7 +268,10 @@ async fn the_binary_logs_one_line_per_request_without_the_body() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             if let Some(url) = line.strip_prefix("opengateway listening on ") {
                 let _ = tx.send(url.to_owned());
             }
@@ -283,7 +287,10 @@ async fn the_binary_logs_one_line_per_request_without_the_body() {
         .await
         .unwrap();
     let ok_id = ok.headers()["x-request-id"].to_str().unwrap().to_owned();
-    assert!(ok.text().await.unwrap().contains(marker), "the mock echoes it");
+    assert!(
+        ok.text().await.unwrap().contains(marker),
+        "the mock echoes it"
+    );
     let failed = reqwest::Client::new()
         .post(format!("{base}/v1/chat/completions"))
         .json(&json!({"model": "mock/mock-gpt~status=429", "messages": [{"role": "user", "content": marker}]}))
@@ -328,6 +335,9 @@ async fn the_binary_logs_one_line_per_request_without_the_body() {
     assert!(failed_line.contains("http_status=429"), "{failed_line}");
     assert!(failed_line.contains("status=error"), "{failed_line}");
     assert!(!text.contains(marker), "no body in the logs:\n{text}");
-    assert!(!text.contains("sk-provider-secret"), "no provider key:\n{text}");
+    assert!(
+        !text.contains("sk-provider-secret"),
+        "no provider key:\n{text}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -192,7 +192,8 @@ impl Ledger {
         let spawned = std::thread::Builder::new()
             .name("ogw-retention".into())
             .spawn(move || {
-                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(PURGE_INTERVAL)
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(PURGE_INTERVAL)
                 {
                     match ledger.upgrade() {
                         Some(inner) => Ledger { inner }.purge_older_than(days),

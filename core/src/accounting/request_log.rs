@@ -108,7 +108,10 @@ mod tests {
         let out = redact_keys(text);
         assert!(!out.contains("abcdefghijklmnop"), "{out}");
         assert!(!out.contains("0123456789abcdef0123"), "{out}");
-        assert!(out.contains("sk-proj-…") && out.contains("ogw_0123…"), "{out}");
+        assert!(
+            out.contains("sk-proj-…") && out.contains("ogw_0123…"),
+            "{out}"
+        );
         assert!(out.starts_with("Incorrect API key provided: "), "{out}");
         assert!(out.contains("sk-short."), "short words are not keys: {out}");
         assert_eq!(redact_keys("née ünïcode ok"), "née ünïcode ok");
