@@ -17,6 +17,7 @@ use crate::accounting::{
 use crate::catalog::Catalog;
 use crate::config::{Config, LedgerStore, Strategy};
 use crate::error::{Attempt, Error, ErrorKind, Result};
+use crate::metrics::Metrics;
 use crate::pricing::PriceTag;
 use crate::providers::anthropic::AnthropicProvider;
 use crate::providers::gemini::GeminiProvider;
@@ -105,6 +106,10 @@ pub struct ProviderHealth {
     pub latency_ms: Option<u64>,
     /// What is wrong, when not ok.
     pub error: Option<String>,
+    /// The last failure of a request sent to this provider (real traffic), if any.
+    pub last_error: Option<String>,
+    /// When that failure happened, in Unix milliseconds.
+    pub last_error_at_ms: Option<i64>,
 }
 
 /// The gateway's health: one entry per provider.
@@ -154,7 +159,17 @@ struct Inner {
     catalog: Catalog,
     ledger: Ledger,
     budgets: Arc<Budgets>,
+    metrics: Arc<Metrics>,
+    /// The last live probes of `/health`, reused for [`HEALTH_PROBE_TTL`].
+    probes: tokio::sync::Mutex<Option<(Instant, Probes)>>,
 }
+
+/// Each usable provider's model-list probe: latency and outcome.
+type Probes = Vec<(String, (u64, Result<Vec<String>>))>;
+
+/// How long `/health` reuses its live provider probes, so that frequent health checks (a load
+/// balancer's, every second) do not turn into as many requests to every provider.
+pub const HEALTH_PROBE_TTL: Duration = Duration::from_secs(5);
 
 impl Gateway {
     /// Builds a gateway from a configuration. Providers named in `providers:` come first; every
@@ -296,6 +311,9 @@ impl Gateway {
             )
         })?;
         let budgets = Arc::new(Budgets::new(config.budgets.clone()));
+        if let Some(days) = config.ledger.retention_days {
+            ledger.set_retention(days);
+        }
         Ok(Gateway {
             inner: Arc::new(Inner {
                 config,
@@ -306,6 +324,8 @@ impl Gateway {
                 catalog,
                 ledger,
                 budgets,
+                metrics: Arc::new(Metrics::new()),
+                probes: tokio::sync::Mutex::new(None),
             }),
         })
     }
@@ -350,6 +370,28 @@ impl Gateway {
     pub fn on_request_end(&self, hook: impl Fn(&UsageRecord) + Send + Sync + 'static) {
         let hook: RequestEndHook = Arc::new(hook);
         self.inner.ledger.on_request_end(hook);
+    }
+
+    /// The gateway's metrics in the OpenMetrics text format (Prometheus scrapes it; the
+    /// `Content-Type` to serve it with is [`crate::metrics::CONTENT_TYPE`]).
+    pub fn metrics(&self) -> String {
+        let cooled = self
+            .target_states()
+            .iter()
+            .filter(|t| t.reopens_in_ms.is_some_and(|ms| ms > 0))
+            .count();
+        self.inner.metrics.set_cooled_down(cooled);
+        self.inner.metrics.render()
+    }
+
+    /// One ledger record by request id.
+    pub fn usage_record(&self, id: &str) -> Result<Option<UsageRecord>> {
+        self.inner.ledger.record(id).map_err(ledger_error)
+    }
+
+    /// The request and response bodies kept for a request (only with `server.log_bodies`).
+    pub fn request_bodies(&self, id: &str) -> Result<Option<crate::accounting::RequestBodies>> {
+        self.inner.ledger.bodies(id).map_err(ledger_error)
     }
 
     /// Waits until every record so far is written to the ledger's store.
@@ -521,6 +563,13 @@ impl Gateway {
         } else {
             0
         };
+        let response_body = self
+            .inner
+            .config
+            .server
+            .log_bodies
+            .then(|| serde_json::to_string(&response).ok())
+            .flatten();
         ticket.settle(Ending {
             status: Some(RecordStatus::Ok),
             http_status: Some(200),
@@ -531,6 +580,7 @@ impl Gateway {
             estimate: true,
             completion_estimate,
             price: Some(price),
+            response_body,
             ..Default::default()
         });
         Ok(Routed {
@@ -596,6 +646,7 @@ impl Gateway {
                 route,
                 inner: Box::pin(started),
                 ticket: Some(ticket),
+                sent: self.inner.config.server.log_bodies.then(Vec::new),
             }),
             Err(e) => {
                 ticket.settle(Ending::failed(&e));
@@ -637,6 +688,13 @@ impl Gateway {
         } else {
             Vec::new()
         };
+        let request_body = self
+            .inner
+            .config
+            .server
+            .log_bodies
+            .then(|| serde_json::to_string(request).ok())
+            .flatten();
         Ticket::open(
             &self.inner.ledger,
             &self.inner.budgets,
@@ -651,6 +709,9 @@ impl Gateway {
                 first_price: prices.into_iter().next().unwrap_or_default(),
                 targets: &target_ids,
                 worst_usd,
+                metrics: &self.inner.metrics,
+                first_target: targets.first().map(Target::to_string),
+                request_body,
             },
         )
         .await
@@ -719,7 +780,11 @@ impl Gateway {
                         return Ok((value, route));
                     }
                     Err(err) => {
-                        router.record_failure(target, &err);
+                        if router.record_failure(target, &err) {
+                            self.inner
+                                .metrics
+                                .circuit_opened(&target.provider, &target.model);
+                        }
                         drop(admitted.probe);
                         // A status the provider sent, or a 4xx of the gateway's own; not the
                         // 502/504 that stand for "no answer".
@@ -964,13 +1029,22 @@ impl Gateway {
         self.inner.router.snapshot()
     }
 
-    /// Checks every provider: its configuration, then a live model-list request.
+    /// Checks every provider: its configuration, then a live model-list request (reused for
+    /// [`HEALTH_PROBE_TTL`]), plus the last failure real traffic met there.
     pub async fn health(&self) -> HealthReport {
-        let mut probes: HashMap<String, (u64, Result<Vec<String>>)> = self
-            .probe_all(Duration::from_secs(5))
-            .await
-            .into_iter()
-            .collect();
+        let probes = {
+            // Held while probing: concurrent health checks wait for one round of probes.
+            let mut cached = self.inner.probes.lock().await;
+            match cached.as_ref() {
+                Some((at, probes)) if at.elapsed() < HEALTH_PROBE_TTL => probes.clone(),
+                _ => {
+                    let probes = self.probe_all(Duration::from_secs(5)).await;
+                    *cached = Some((Instant::now(), probes.clone()));
+                    probes
+                }
+            }
+        };
+        let mut probes: HashMap<String, (u64, Result<Vec<String>>)> = probes.into_iter().collect();
         let mut providers = Vec::new();
         for (id, entry) in &self.inner.providers {
             let (status, latency_ms, error) = match (&entry.problem, probes.remove(id)) {
@@ -981,12 +1055,15 @@ impl Gateway {
                 }
                 (None, None) => ("ok", None, None),
             };
+            let last = self.inner.metrics.last_error(id);
             providers.push(ProviderHealth {
                 id: id.clone(),
                 kind: entry.kind.name().to_owned(),
                 status: status.to_owned(),
                 latency_ms,
                 error,
+                last_error: last.as_ref().map(|l| l.message.clone()),
+                last_error_at_ms: last.map(|l| l.at_ms),
             });
         }
         let ok = providers.iter().filter(|p| p.status == "ok").count();
@@ -1002,7 +1079,7 @@ impl Gateway {
         }
     }
 
-    async fn probe_all(&self, timeout: Duration) -> Vec<(String, (u64, Result<Vec<String>>))> {
+    async fn probe_all(&self, timeout: Duration) -> Probes {
         let probes = self.inner.providers.iter().filter_map(|(id, entry)| {
             let adapter = entry.adapter.clone().filter(|_| entry.problem.is_none())?;
             let request = adapter.list_models_request()?;
@@ -1264,6 +1341,8 @@ pub struct ChatStream {
     ttft: Duration,
     inner: Pin<Box<ChunkStream>>,
     ticket: Option<Ticket>,
+    /// Every item sent, as JSON, when bodies are kept (`server.log_bodies`).
+    sent: Option<Vec<serde_json::Value>>,
 }
 
 impl std::fmt::Debug for ChatStream {
@@ -1314,6 +1393,14 @@ impl ChatStream {
         ending.completion_estimate = inner.output_estimate;
         ending.price = Some(inner.price.clone());
         ending.ttft = Some(self.ttft);
+        if let Some(mut sent) = self.sent.take() {
+            if let Some(e) = error
+                && let Ok(body) = serde_json::to_value(e.to_body())
+            {
+                sent.push(body);
+            }
+            ending.response_body = serde_json::to_string(&sent).ok();
+        }
         ticket.settle(ending);
     }
 }
@@ -1323,6 +1410,11 @@ impl Stream for ChatStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let polled = self.inner.as_mut().poll_next(cx);
+        if let (Poll::Ready(Some(Ok(chunk))), Some(sent)) = (&polled, self.sent.as_mut())
+            && let Ok(value) = serde_json::to_value(chunk)
+        {
+            sent.push(value);
+        }
         match &polled {
             Poll::Ready(None) => self.settle(RecordStatus::Ok, None),
             Poll::Ready(Some(Err(e))) => self.settle(RecordStatus::Error, Some(e)),

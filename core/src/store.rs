@@ -61,6 +61,16 @@ const MIGRATIONS: &[(i64, &str)] = &[
         ) WITHOUT ROWID;
         CREATE INDEX usage_tags_tag ON usage_tags (tag);"#,
     ),
+    // Request and response bodies, written only with `server.log_bodies: true`; deleted with
+    // their record (retention).
+    (
+        3,
+        "CREATE TABLE request_bodies (
+            record_id TEXT PRIMARY KEY NOT NULL REFERENCES usage_records (id) ON DELETE CASCADE,
+            request TEXT,
+            response TEXT
+        );",
+    ),
 ];
 
 /// A failure to open or migrate the store.
@@ -131,7 +141,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ogw-store-{}", std::process::id()));
         let path = dir.join("nested/gw.db");
         let (conn, v) = open(&path).unwrap();
-        assert_eq!(v, 2);
+        assert_eq!(v, 3);
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
@@ -146,11 +156,11 @@ mod tests {
         assert_eq!(fk, 1);
         drop(conn);
         let (conn, v) = open(&path).unwrap();
-        assert_eq!(v, 2);
+        assert_eq!(v, 3);
         let n: i64 = conn
             .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(n, 2, "each migration runs once");
+        assert_eq!(n, 3, "each migration runs once");
         let tables: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'
