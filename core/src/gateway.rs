@@ -11,8 +11,8 @@ use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 
 use crate::accounting::{
-    Budgets, CallContext, Ending, Ledger, MemorySink, Opening, RecordStatus, RequestEndHook,
-    Ticket, UsageFilter, UsageQuery, UsageRecord, UsageTotals, tokens,
+    Budgets, CallContext, Ending, Ledger, MemorySink, Opening, RateLimits, RecordStatus,
+    RequestEndHook, Ticket, UsageFilter, UsageQuery, UsageRecord, UsageTotals, tokens,
 };
 use crate::catalog::Catalog;
 use crate::config::{Config, LedgerStore, Strategy};
@@ -30,6 +30,8 @@ use crate::types::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, ContentPart,
     JsonObject, MessageContent, Usage,
 };
+
+mod key_access;
 
 /// Where a request was served and every attempt made on the way.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -154,6 +156,8 @@ struct Inner {
     catalog: Catalog,
     ledger: Ledger,
     budgets: Arc<Budgets>,
+    /// Per-key requests and tokens per minute.
+    rate_limits: Arc<RateLimits>,
 }
 
 impl Gateway {
@@ -306,6 +310,7 @@ impl Gateway {
                 catalog,
                 ledger,
                 budgets,
+                rate_limits: Arc::default(),
             }),
         })
     }
@@ -604,7 +609,8 @@ impl Gateway {
         }
     }
 
-    /// Opens the request's ledger record and reserves its worst-case cost on its budgets.
+    /// Checks the caller's key (models, rate limits), opens the request's ledger record and
+    /// reserves its worst-case cost on its budgets.
     async fn accept(
         &self,
         request: &ChatCompletionRequest,
@@ -614,6 +620,7 @@ impl Gateway {
         stream: bool,
     ) -> Result<Ticket> {
         let size = tokens::prompt_size(request);
+        let limit_hold = self.admit_key(context, request, size.estimate)?;
         let prices: Vec<PriceTag> = targets
             .iter()
             .map(|t| self.price(&t.provider, &t.model))
@@ -651,6 +658,7 @@ impl Gateway {
                 first_price: prices.into_iter().next().unwrap_or_default(),
                 targets: &target_ids,
                 worst_usd,
+                limit_hold,
             },
         )
         .await

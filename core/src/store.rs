@@ -61,6 +61,27 @@ const MIGRATIONS: &[(i64, &str)] = &[
         ) WITHOUT ROWID;
         CREATE INDEX usage_tags_tag ON usage_tags (tag);"#,
     ),
+    // API keys (crate::keys): only the SHA-256 of a secret is kept. `hash_head` (its first 16
+    // bits) is what lookups go through, so the full hash is compared in constant time rather
+    // than by the index. Revoked keys stay, so usage remains attributable.
+    (
+        3,
+        r#"CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY NOT NULL,
+            name TEXT NOT NULL,
+            prefix TEXT NOT NULL,
+            secret_hash BLOB NOT NULL,
+            hash_head INTEGER NOT NULL,
+            rpm INTEGER,
+            tpm INTEGER,
+            budget_usd REAL,
+            budget_period TEXT NOT NULL DEFAULT 'total',
+            models TEXT NOT NULL DEFAULT '[]',
+            created_at_ms INTEGER NOT NULL,
+            revoked_at_ms INTEGER
+        );
+        CREATE INDEX api_keys_head ON api_keys (hash_head);"#,
+    ),
 ];
 
 /// A failure to open or migrate the store.
@@ -131,7 +152,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ogw-store-{}", std::process::id()));
         let path = dir.join("nested/gw.db");
         let (conn, v) = open(&path).unwrap();
-        assert_eq!(v, 2);
+        assert_eq!(v, 3);
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
@@ -146,11 +167,11 @@ mod tests {
         assert_eq!(fk, 1);
         drop(conn);
         let (conn, v) = open(&path).unwrap();
-        assert_eq!(v, 2);
+        assert_eq!(v, 3);
         let n: i64 = conn
             .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(n, 2, "each migration runs once");
+        assert_eq!(n, 3, "each migration runs once");
         let tables: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'

@@ -4,6 +4,7 @@
 
 mod budget;
 mod ledger;
+mod limits;
 mod query;
 mod record;
 mod sink;
@@ -18,6 +19,8 @@ use serde::{Deserialize, Serialize};
 pub use budget::{BudgetConfig, BudgetPeriod, BudgetScope, BudgetStatus, Budgets};
 pub(crate) use budget::{Charge, Reservation};
 pub use ledger::{Ledger, RequestEndHook, new_instance_id};
+pub(crate) use limits::LimitHold;
+pub use limits::{LimitStatus, RateLimitStatus, RateLimits, format_duration};
 pub use query::{GroupBy, UsageFilter, UsageQuery, UsageTotals, aggregate};
 pub use record::{RecordStatus, TokenCounts, UsageRecord};
 pub use sink::{DEFAULT_MEMORY_RECORDS, LedgerError, LedgerSink, MemorySink};
@@ -38,6 +41,10 @@ pub struct CallContext {
     pub user: Option<String>,
     /// Labels to total by; added to the request's `metadata.tags`.
     pub tags: Vec<String>,
+    /// The limits of `key` (rate, budget, models), enforced when a request is accepted; set by
+    /// the server from the key store, never by a caller's data.
+    #[serde(skip)]
+    pub limits: Option<crate::keys::KeyLimits>,
 }
 
 /// The time now in Unix milliseconds.
@@ -109,6 +116,7 @@ pub(crate) struct Ticket {
     prompt_estimate: u64,
     /// Prices of the first target, for a request dropped before any answer.
     first_price: PriceTag,
+    limit_hold: Option<LimitHold>,
     settled: bool,
 }
 
@@ -126,6 +134,8 @@ pub(crate) struct Opening<'a> {
     pub targets: &'a [String],
     /// The most the request can cost, reserved on its budgets.
     pub worst_usd: f64,
+    /// What the request took from its key's rate limits, corrected when it settles.
+    pub limit_hold: Option<LimitHold>,
 }
 
 impl Ticket {
@@ -191,6 +201,7 @@ impl Ticket {
             started,
             prompt_estimate: opening.prompt_estimate,
             first_price: opening.first_price,
+            limit_hold: opening.limit_hold,
             settled: false,
         };
         match reservation {
@@ -265,6 +276,9 @@ impl Ticket {
         }
         let reservation = std::mem::take(&mut self.reservation);
         self.budgets.settle(reservation, &self.record);
+        if let Some(hold) = self.limit_hold.take() {
+            hold.settle(self.record.tokens.prompt + self.record.tokens.completion);
+        }
         self.ledger.settle(self.record.clone());
     }
 }
