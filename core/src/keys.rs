@@ -105,11 +105,7 @@ impl KeyLimits {
 
     /// Whether the model id (`provider/model` or an alias name) is in `models`.
     pub fn allows_id(&self, model: &str) -> bool {
-        self.models.is_empty()
-            || self
-                .models
-                .iter()
-                .any(|p| Self::pattern_covers(p, model))
+        self.models.is_empty() || self.models.iter().any(|p| Self::pattern_covers(p, model))
     }
 }
 
@@ -228,7 +224,8 @@ pub struct KeyStore {
     conn: Mutex<Connection>,
 }
 
-const COLUMNS: &str = "id, name, prefix, rpm, tpm, budget_usd, budget_period, models, created_at_ms, revoked_at_ms";
+const COLUMNS: &str =
+    "id, name, prefix, rpm, tpm, budget_usd, budget_period, models, created_at_ms, revoked_at_ms";
 
 impl KeyStore {
     /// Opens (creating and migrating if needed) the store file.
@@ -561,9 +558,16 @@ mod tests {
         assert_eq!(key, created.key);
         let mut forged = created.secret.clone();
         forged.pop();
-        forged.push(if created.secret.ends_with('A') { 'B' } else { 'A' });
+        forged.push(if created.secret.ends_with('A') {
+            'B'
+        } else {
+            'A'
+        });
         assert!(matches!(keys.authenticate(&forged), Err(KeyError::Unknown)));
-        assert!(matches!(keys.authenticate("sk-x"), Err(KeyError::Malformed)));
+        assert!(matches!(
+            keys.authenticate("sk-x"),
+            Err(KeyError::Malformed)
+        ));
         assert!(matches!(keys.authenticate(""), Err(KeyError::Missing)));
         keys.revoke(&key.id).unwrap();
         assert!(matches!(

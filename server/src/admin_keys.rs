@@ -47,9 +47,10 @@ pub struct NewKey {
 /// A key-store failure as an HTTP answer.
 pub(crate) fn store_error(e: KeyError) -> ApiError {
     match e {
-        KeyError::NotFound(id) => {
-            ApiError::new(ErrorKind::NotFound, format!("No API key has the id `{id}`."))
-        }
+        KeyError::NotFound(id) => ApiError::new(
+            ErrorKind::NotFound,
+            format!("No API key has the id `{id}`."),
+        ),
         KeyError::Invalid { field, message } => ApiError::invalid(Some(field), message),
         KeyError::Store(detail) => {
             tracing::error!(error = %detail, "key store unavailable");

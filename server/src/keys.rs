@@ -104,10 +104,12 @@ fn table(out: &mut impl Write, keys: &[KeyReport]) {
     ];
     for k in keys {
         let limits = &k.key.limits;
-        let budget = limits.budget_usd.map_or("-".to_owned(), |b| match limits.budget_period {
-            BudgetPeriod::Total => format!("{b:.2}"),
-            period => format!("{b:.2}/{}", period.as_str()),
-        });
+        let budget = limits
+            .budget_usd
+            .map_or("-".to_owned(), |b| match limits.budget_period {
+                BudgetPeriod::Total => format!("{b:.2}"),
+                period => format!("{b:.2}/{}", period.as_str()),
+            });
         let models = if limits.models.is_empty() {
             "*".to_owned()
         } else {
@@ -129,7 +131,13 @@ fn table(out: &mut impl Write, keys: &[KeyReport]) {
         ]);
     }
     let widths: Vec<usize> = (0..lines[0].len())
-        .map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            lines
+                .iter()
+                .map(|l| l[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     for line in &lines {
         let cells: Vec<String> = line

@@ -10,11 +10,11 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use std::sync::Arc;
 use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use opengateway::types::ChatCompletionRequest;
 use opengateway::{CallContext, ErrorKind, Gateway, Route};
+use std::sync::Arc;
 
 use crate::error::ApiError;
 

@@ -318,7 +318,10 @@ async fn sigterm_lets_a_stream_in_flight_finish() {
 fn refuses_to_start_with_a_bad_config() {
     let dir = temp_dir("refuse");
     let cases = [
-        ("server: { database: \"postgres://db/x\" }\n", "server.database"),
+        (
+            "server: { database: \"postgres://db/x\" }\n",
+            "server.database",
+        ),
         ("server: { auth: none, listne: x }\n", "server"),
         ("providers:\n  openai: { api_bse: x }\n", "providers.openai"),
     ];

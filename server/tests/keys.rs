@@ -173,7 +173,10 @@ fn sha256(text: &str) -> [u8; 32] {
 async fn cli_keys_work_and_forged_colliding_missing_and_revoked_keys_are_refused() {
     let s = setup("life").await;
     let (id, secret) = create_key(&s.config, "ci", &[]);
-    assert!(secret.starts_with("ogw_") && secret.len() >= 4 + 43, "{secret}");
+    assert!(
+        secret.starts_with("ogw_") && secret.len() >= 4 + 43,
+        "{secret}"
+    );
     assert!(id.starts_with("key_"));
 
     // Created after the server started: counts on its next request.
@@ -278,7 +281,10 @@ async fn cli_keys_work_and_forged_colliding_missing_and_revoked_keys_are_refused
         .output()
         .unwrap();
     let table = String::from_utf8(out.stdout).unwrap();
-    assert!(table.contains(&id) && table.contains(&secret[..12]), "{table}");
+    assert!(
+        table.contains(&id) && table.contains(&secret[..12]),
+        "{table}"
+    );
     assert!(!table.contains(&secret), "{table}");
 }
 
@@ -487,7 +493,10 @@ async fn the_admin_keys_api_needs_the_master_key() {
     let listed: Value = resp.json().await.unwrap();
     let data = listed["data"].as_array().unwrap();
     assert_eq!(data.len(), 2);
-    assert!(!listed.to_string().contains(&secret), "secrets are not listed");
+    assert!(
+        !listed.to_string().contains(&secret),
+        "secrets are not listed"
+    );
 
     let resp = client
         .get(url(&format!("/admin/keys/{id}")))

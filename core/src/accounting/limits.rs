@@ -225,7 +225,7 @@ pub fn format_duration(d: Duration) -> String {
     let hours = ms / 3_600_000;
     let minutes = (ms / 60_000) % 60;
     let sec_ms = ms % 60_000;
-    let seconds = if sec_ms % 1000 == 0 {
+    let seconds = if sec_ms.is_multiple_of(1000) {
         format!("{}s", sec_ms / 1000)
     } else {
         let text = format!("{}.{:03}", sec_ms / 1000, sec_ms % 1000);

@@ -55,9 +55,7 @@ impl Gateway {
             period: limits.budget_period,
         });
         self.inner.budgets.sync(&name, rule)?;
-        self.inner
-            .rate_limits
-            .acquire(key, limits, prompt_estimate)
+        self.inner.rate_limits.acquire(key, limits, prompt_estimate)
     }
 
     /// Whether a key's allowed models cover `model`: by its own name (`provider/model`,
