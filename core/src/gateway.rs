@@ -11,8 +11,8 @@ use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 
 use crate::accounting::{
-    Budgets, CallContext, Ending, Ledger, MemorySink, Opening, RecordStatus, RequestEndHook,
-    Ticket, UsageFilter, UsageQuery, UsageRecord, UsageTotals, tokens,
+    Budgets, CallContext, Ending, Ledger, MemorySink, Opening, RateLimits, RecordStatus,
+    RequestEndHook, Ticket, UsageFilter, UsageQuery, UsageRecord, UsageTotals, tokens,
 };
 use crate::catalog::Catalog;
 use crate::config::{Config, LedgerStore, Strategy};
@@ -31,6 +31,8 @@ use crate::types::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, ContentPart,
     JsonObject, MessageContent, Usage,
 };
+
+mod key_access;
 
 /// Where a request was served and every attempt made on the way.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -162,6 +164,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// The last live probes of `/health`, reused for [`HEALTH_PROBE_TTL`].
     probes: tokio::sync::Mutex<Option<(Instant, Probes)>>,
+    /// Per-key requests and tokens per minute.
+    rate_limits: Arc<RateLimits>,
 }
 
 /// Each usable provider's model-list probe: latency and outcome.
@@ -326,6 +330,7 @@ impl Gateway {
                 budgets,
                 metrics: Arc::new(Metrics::new()),
                 probes: tokio::sync::Mutex::new(None),
+                rate_limits: Arc::default(),
             }),
         })
     }
@@ -655,7 +660,8 @@ impl Gateway {
         }
     }
 
-    /// Opens the request's ledger record and reserves its worst-case cost on its budgets.
+    /// Checks the caller's key (models, rate limits), opens the request's ledger record and
+    /// reserves its worst-case cost on its budgets.
     async fn accept(
         &self,
         request: &ChatCompletionRequest,
@@ -665,6 +671,7 @@ impl Gateway {
         stream: bool,
     ) -> Result<Ticket> {
         let size = tokens::prompt_size(request);
+        let limit_hold = self.admit_key(context, request, size.estimate)?;
         let prices: Vec<PriceTag> = targets
             .iter()
             .map(|t| self.price(&t.provider, &t.model))
@@ -712,6 +719,7 @@ impl Gateway {
                 metrics: &self.inner.metrics,
                 first_target: targets.first().map(Target::to_string),
                 request_body,
+                limit_hold,
             },
         )
         .await

@@ -14,6 +14,7 @@
 //!   routing: [`Gateway::messages`] and [`Gateway::messages_stream`].
 //! - [`store`] opens and migrates the embedded SQLite file; [`accounting::SqliteSink`] keeps the
 //!   usage ledger in it.
+//! - [`keys`] holds the server's `ogw_` API keys (hashed) and their limits in the store.
 //! - [`accounting`] records every request once in the usage ledger (memory, SQLite, or any
 //!   [`accounting::LedgerSink`]), enforces budgets, and totals usage: [`Gateway::usage`],
 //!   [`Gateway::on_request_end`], [`Gateway::chat_with`] for the key, user and tags of a call.
@@ -45,6 +46,7 @@ pub mod config;
 pub mod error;
 mod gateway;
 pub mod inbound;
+pub mod keys;
 pub mod metrics;
 pub mod pricing;
 pub mod providers;

@@ -1,5 +1,5 @@
 //! The admin API behind the master key: usage totals and the request log, the same data
-//! `opengateway usage` prints. Every request needs `Authorization: Bearer <master key>`; a
+//! `opengateway usage` prints (API keys: [`crate::admin_keys`]). Every request needs `Authorization: Bearer <master key>`; a
 //! server with no master key refuses them all (fail closed).
 
 use axum::Json;
@@ -128,7 +128,7 @@ pub fn parse_time(text: &str, now: DateTime<Utc>) -> Result<i64, String> {
 }
 
 /// Checks `Authorization: Bearer <master key>` in constant time.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let configured = state
         .gateway
         .config()

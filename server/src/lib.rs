@@ -3,6 +3,8 @@
 //! [`Gateway`]: opengateway::Gateway
 
 pub mod admin;
+pub mod admin_keys;
+pub mod auth;
 pub mod error;
 pub mod messages;
 pub mod routes;

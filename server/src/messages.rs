@@ -4,9 +4,9 @@
 //! errors (`{"type": "error", "error": {"type", "message"}}`, with the same statuses as the
 //! OpenAI endpoints).
 //!
-//! Anthropic clients send `x-api-key` and `anthropic-version`; both are accepted and ignored in
-//! this version, whose only auth mode is `server.auth: none`. When API keys arrive, `x-api-key`
-//! carries the `ogw_` key for Anthropic-shaped clients.
+//! Anthropic clients send `x-api-key` and `anthropic-version`: `x-api-key` carries the `ogw_`
+//! key (checked by [`crate::auth`], whose refusals here are Anthropic-shaped too);
+//! `anthropic-version` is accepted and ignored.
 
 use std::convert::Infallible;
 
@@ -97,7 +97,7 @@ fn sse_events(stream: MessagesStream) -> impl Stream<Item = Result<Event, Infall
 }
 
 /// An error as Anthropic shapes it, with the status and headers of the OpenAI endpoints.
-fn anthropic_error(err: Error) -> Response {
+pub(crate) fn anthropic_error(err: Error) -> Response {
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, Json(anthropic_error_body(&err))).into_response();
     error_headers(&err, response.headers_mut());

@@ -13,6 +13,7 @@ use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use opengateway::types::ChatCompletionRequest;
 use opengateway::{CallContext, ErrorKind, Gateway, Route};
+use std::sync::Arc;
 
 use crate::error::ApiError;
 
@@ -21,11 +22,17 @@ use crate::error::ApiError;
 pub struct AppState {
     /// The core gateway.
     pub gateway: Gateway,
+    /// The API keys of the store (`server.database`).
+    pub keys: Arc<crate::auth::Keys>,
 }
 
 /// The server's router: OpenAI-compatible endpoints, a body limit and OpenAI-shaped 404/405s.
 pub fn app(gateway: Gateway) -> Router {
     let max_body = gateway.config().server.max_body_bytes;
+    let state = AppState {
+        keys: Arc::new(crate::auth::Keys::new(gateway.config())),
+        gateway,
+    };
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/messages", post(crate::messages::messages))
@@ -35,10 +42,26 @@ pub fn app(gateway: Gateway) -> Router {
         .route("/admin/usage", get(crate::admin::usage))
         .route("/admin/requests", get(crate::admin::requests))
         .route("/admin/requests/{id}", get(crate::admin::request))
+        .route(
+            "/admin/keys",
+            post(crate::admin_keys::create).get(crate::admin_keys::list),
+        )
+        .route(
+            "/admin/keys/{id}",
+            get(crate::admin_keys::get)
+                .patch(crate::admin_keys::update)
+                .delete(crate::admin_keys::revoke),
+        )
+        .route("/admin/keys/{id}/revoke", post(crate::admin_keys::revoke))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
-        .with_state(AppState { gateway })
+        // Over every route, so any `/v1/` endpoint is behind the keys (see `auth`).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_key,
+        ))
+        .with_state(state)
 }
 
 async fn not_found(uri: http::Uri) -> ApiError {
@@ -96,7 +119,8 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
 }
 
 /// Who a request is for: tags from `x-opengateway-tags` (comma-separated); the user comes
-/// from the body's `user`. API keys, when they arrive, set the key here, never the client.
+/// from the body's `user`; the key and its limits from the authentication layer, never from
+/// the client.
 pub(crate) fn call_context(headers: &HeaderMap) -> CallContext {
     let tags = headers
         .get_all("x-opengateway-tags")
@@ -107,8 +131,12 @@ pub(crate) fn call_context(headers: &HeaderMap) -> CallContext {
         .filter(|t| !t.is_empty())
         .map(str::to_owned)
         .collect();
+    let key = crate::auth::current_key();
     CallContext {
         tags,
+        limits: key.as_ref().map(|k| k.limits.clone()),
+        key_label: key.as_ref().map(|k| k.prefix.clone()),
+        key: key.map(|k| k.id),
         ..Default::default()
     }
 }
@@ -182,8 +210,8 @@ fn sse_events(stream: opengateway::ChatStream) -> impl Stream<Item = Result<Even
     })
 }
 
-async fn list_models(State(state): State<AppState>) -> Response {
-    let data = state.gateway.list_models().await;
+async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let data = state.gateway.list_models_for(&call_context(&headers)).await;
     axum::Json(serde_json::json!({ "object": "list", "data": data })).into_response()
 }
 

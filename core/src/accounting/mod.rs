@@ -5,6 +5,7 @@
 mod bodies;
 mod budget;
 mod ledger;
+mod limits;
 mod query;
 mod record;
 pub mod request_log;
@@ -21,6 +22,8 @@ pub use bodies::RequestBodies;
 pub use budget::{BudgetConfig, BudgetPeriod, BudgetScope, BudgetStatus, Budgets};
 pub(crate) use budget::{Charge, Reservation};
 pub use ledger::{Ledger, RequestEndHook, new_instance_id};
+pub(crate) use limits::LimitHold;
+pub use limits::{LimitStatus, RateLimitStatus, RateLimits, format_duration};
 pub use query::{GroupBy, UsageFilter, UsageQuery, UsageTotals, aggregate};
 pub use record::{RecordStatus, TokenCounts, UsageRecord};
 pub use sink::{DEFAULT_MEMORY_RECORDS, LedgerError, LedgerSink, MemorySink};
@@ -44,6 +47,10 @@ pub struct CallContext {
     pub tags: Vec<String>,
     /// Display prefix of the key, for logs (never the whole key; not stored in the ledger).
     pub key_label: Option<String>,
+    /// The limits of `key` (rate, budget, models), enforced when a request is accepted; set by
+    /// the server from the key store, never by a caller's data.
+    #[serde(skip)]
+    pub limits: Option<crate::keys::KeyLimits>,
 }
 
 /// The time now in Unix milliseconds.
@@ -117,6 +124,7 @@ pub(crate) struct Ticket {
     prompt_estimate: u64,
     /// Prices of the first target, for a request dropped before any answer.
     first_price: PriceTag,
+    limit_hold: Option<LimitHold>,
     settled: bool,
     metrics: Arc<Metrics>,
     /// The `provider/model` planned first, to count fallbacks.
@@ -146,6 +154,8 @@ pub(crate) struct Opening<'a> {
     pub first_target: Option<String>,
     /// The request (JSON) to keep with its record, when `server.log_bodies` is on.
     pub request_body: Option<String>,
+    /// What the request took from its key's rate limits, corrected when it settles.
+    pub limit_hold: Option<LimitHold>,
 }
 
 impl Ticket {
@@ -212,6 +222,7 @@ impl Ticket {
             started,
             prompt_estimate: opening.prompt_estimate,
             first_price: opening.first_price,
+            limit_hold: opening.limit_hold,
             settled: false,
             metrics: opening.metrics.clone(),
             first_target: opening.first_target,
@@ -293,6 +304,9 @@ impl Ticket {
         self.metrics
             .request_ended(&self.record, self.first_target.as_deref());
         request_log::log_settled(&self.record, self.key_label.as_deref());
+        if let Some(hold) = self.limit_hold.take() {
+            hold.settle(self.record.tokens.prompt + self.record.tokens.completion);
+        }
         self.ledger.settle(self.record.clone());
         if let Some(request) = self.request_body.take() {
             self.ledger.store_bodies(RequestBodies {
