@@ -1,6 +1,8 @@
 //! The facade every surface calls: resolve a model to ordered targets, send to each in turn
 //! through its provider adapter, and return the OpenAI-shaped answer with the route it took.
 
+mod embeddings;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
