@@ -3,6 +3,7 @@
 //! [`Gateway`]: opengateway::Gateway
 
 pub mod admin;
+pub mod embeddings;
 pub mod error;
 pub mod messages;
 pub mod routes;

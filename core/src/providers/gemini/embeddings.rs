@@ -42,10 +42,14 @@ struct EmbedRequest<'a> {
     output_dimensionality: Option<u32>,
 }
 
+/// `BatchEmbedContentsResponse`; also reads `EmbedContentResponse` (one `embedding`), the
+/// answer of `:embedContent`.
 #[derive(Debug, Deserialize)]
 struct BatchResponse {
     #[serde(default, deserialize_with = "null_default")]
     embeddings: Vec<ContentEmbedding>,
+    #[serde(default)]
+    embedding: Option<ContentEmbedding>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,6 +135,7 @@ pub(super) fn decode(provider: &str, body: &[u8]) -> Result<EmbeddingResponse> {
     let data = response
         .embeddings
         .into_iter()
+        .chain(response.embedding)
         .enumerate()
         .map(|(i, e)| Embedding::new(u32::try_from(i).unwrap_or(u32::MAX), e.values))
         .collect();
