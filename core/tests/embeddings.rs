@@ -101,7 +101,10 @@ async fn openai_type_embeds_in_the_asked_format_with_usage_and_cost() {
         })
         .await
         .unwrap();
-    assert!(matches!(answer.data[0].embedding, EmbeddingVector::Base64(_)));
+    assert!(matches!(
+        answer.data[0].embedding,
+        EmbeddingVector::Base64(_)
+    ));
     assert_eq!(
         answer.data[0].embedding.to_floats().unwrap(),
         embedding_vector("hello world", 8)
@@ -136,7 +139,10 @@ async fn gemini_type_uses_batch_embed_contents_and_estimates_tokens() {
     assert_eq!(answer.model, "gemini-embedding-001");
     for (i, text) in ["first text", "second"].into_iter().enumerate() {
         // Gemini sends numbers; the client asked for base64 and gets it.
-        assert!(matches!(answer.data[i].embedding, EmbeddingVector::Base64(_)));
+        assert!(matches!(
+            answer.data[i].embedding,
+            EmbeddingVector::Base64(_)
+        ));
         assert_eq!(
             answer.data[i].embedding.to_floats().unwrap(),
             embedding_vector(text, 16)
@@ -148,8 +154,14 @@ async fn gemini_type_uses_batch_embed_contents_and_estimates_tokens() {
         "/v1beta/models/gemini-embedding-001:batchEmbedContents"
     );
     assert_eq!(sent.header("x-goog-api-key"), Some("k"));
-    assert_eq!(sent.body["requests"][1]["model"], "models/gemini-embedding-001");
-    assert_eq!(sent.body["requests"][1]["content"]["parts"][0]["text"], "second");
+    assert_eq!(
+        sent.body["requests"][1]["model"],
+        "models/gemini-embedding-001"
+    );
+    assert_eq!(
+        sent.body["requests"][1]["content"]["parts"][0]["text"],
+        "second"
+    );
     assert_eq!(sent.body["requests"][0]["outputDimensionality"], 16);
     assert_eq!(sent.body["requests"][0]["taskType"], "RETRIEVAL_DOCUMENT");
 
@@ -170,13 +182,18 @@ async fn an_alias_falls_back_to_the_next_target() {
     let mock = MockServer::start(MockConfig::default()).await.unwrap();
     let gw = gateway(&mock, "");
     let answer = gw
-        .embeddings(request(json!({"model": "emb", "input": "fall back", "dimensions": 4})))
+        .embeddings(request(
+            json!({"model": "emb", "input": "fall back", "dimensions": 4}),
+        ))
         .await
         .unwrap();
     assert_eq!(answer.route.provider, "gem");
     let statuses: Vec<_> = answer.route.attempts.iter().map(|a| a.status).collect();
     assert_eq!(statuses, [Some(503), Some(200)]);
-    assert_eq!(floats(&answer.data[0].embedding), embedding_vector("fall back", 4));
+    assert_eq!(
+        floats(&answer.data[0].embedding),
+        embedding_vector("fall back", 4)
+    );
     let all = records(&gw).await;
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].model, "emb");
@@ -188,25 +205,50 @@ async fn errors_name_the_field() {
     let mock = MockServer::start(MockConfig::default()).await.unwrap();
     let gw = gateway(&mock, "");
     let cases = [
-        (json!({"model": "claude/claude-sonnet-4-5", "input": "x"}), "model"),
+        (
+            json!({"model": "claude/claude-sonnet-4-5", "input": "x"}),
+            "model",
+        ),
         (json!({"model": "", "input": "x"}), "model"),
-        (json!({"model": "oa/text-embedding-3-small", "input": ""}), "input"),
-        (json!({"model": "oa/text-embedding-3-small", "input": ["a", ""]}), "input[1]"),
-        (json!({"model": "oa/text-embedding-3-small", "input": "a", "dimensions": 0}), "dimensions"),
-        (json!({"model": "gem/gemini-embedding-001", "input": [1, 2, 3]}), "input"),
+        (
+            json!({"model": "oa/text-embedding-3-small", "input": ""}),
+            "input",
+        ),
+        (
+            json!({"model": "oa/text-embedding-3-small", "input": ["a", ""]}),
+            "input[1]",
+        ),
+        (
+            json!({"model": "oa/text-embedding-3-small", "input": "a", "dimensions": 0}),
+            "dimensions",
+        ),
+        (
+            json!({"model": "gem/gemini-embedding-001", "input": [1, 2, 3]}),
+            "input",
+        ),
         (json!({"model": "nowhere/x", "input": "a"}), "model"),
     ];
     for (body, param) in cases {
         let err = gw.embeddings(request(body.clone())).await.unwrap_err();
         assert_eq!(err.param(), Some(param), "{body}: {}", err.message());
-        assert!(err.status() == 400 || err.status() == 404, "{body}: {}", err.status());
+        assert!(
+            err.status() == 400 || err.status() == 404,
+            "{body}: {}",
+            err.status()
+        );
     }
     let err = gw
-        .embeddings(request(json!({"model": "claude/claude-sonnet-4-5", "input": "x"})))
+        .embeddings(request(
+            json!({"model": "claude/claude-sonnet-4-5", "input": "x"}),
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BadRequest);
-    assert!(err.message().contains("no embeddings API"), "{}", err.message());
+    assert!(
+        err.message().contains("no embeddings API"),
+        "{}",
+        err.message()
+    );
     // An Anthropic fallback is left out rather than failing the request.
     let answer = gw
         .embeddings(request(json!({

@@ -22,7 +22,9 @@ fn fixtures_dir() -> PathBuf {
 /// The adapter for a fixture provider folder, if the gateway has one that embeds.
 fn adapter(folder: &str) -> Option<Box<dyn Provider>> {
     if matches!(folder, "gemini" | "vertex-ai") {
-        return Some(Box::new(GeminiProvider::new("gemini", "", Some("k"), &[]).unwrap()));
+        return Some(Box::new(
+            GeminiProvider::new("gemini", "", Some("k"), &[]).unwrap(),
+        ));
     }
     let kind = ProviderType::parse(folder).filter(|k| k.is_openai_compatible())?;
     Some(Box::new(

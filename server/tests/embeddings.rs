@@ -60,9 +60,18 @@ async fn embeddings_with_route_headers_and_cost() {
     assert_eq!(headers["x-opengateway-provider"], "openai");
     assert_eq!(headers["x-opengateway-model"], "text-embedding-3-small");
     assert_eq!(headers["x-opengateway-attempts"], "1");
-    assert!(headers["x-request-id"].to_str().unwrap().starts_with("req_"));
+    assert!(
+        headers["x-request-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("req_")
+    );
     // Two tokens at $0.02 per million.
-    let cost: f64 = headers["x-opengateway-cost"].to_str().unwrap().parse().unwrap();
+    let cost: f64 = headers["x-opengateway-cost"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((cost - 2.0 * 2e-8).abs() < 1e-15, "{cost}");
     assert_eq!(body["object"], "list");
     assert_eq!(body["provider"], "openai");
@@ -77,11 +86,23 @@ async fn embeddings_with_route_headers_and_cost() {
 async fn errors_are_openai_shaped_and_name_the_field() {
     let s = serve().await;
     for (body, param) in [
-        (json!({"model": "claude/claude-sonnet-4-5", "input": "x"}), "model"),
+        (
+            json!({"model": "claude/claude-sonnet-4-5", "input": "x"}),
+            "model",
+        ),
         (json!({"model": "openai/text-embedding-3-small"}), "input"),
-        (json!({"model": "openai/text-embedding-3-small", "input": ""}), "input"),
-        (json!({"model": "openai/text-embedding-3-small", "input": "x", "encoding_format": "int8"}), "encoding_format"),
-        (json!({"model": "openai/text-embedding-3-small", "input": "x", "dimensions": 0}), "dimensions"),
+        (
+            json!({"model": "openai/text-embedding-3-small", "input": ""}),
+            "input",
+        ),
+        (
+            json!({"model": "openai/text-embedding-3-small", "input": "x", "encoding_format": "int8"}),
+            "encoding_format",
+        ),
+        (
+            json!({"model": "openai/text-embedding-3-small", "input": "x", "dimensions": 0}),
+            "dimensions",
+        ),
     ] {
         let (status, _, answer) = post(&s.base, body.clone()).await;
         assert_eq!(status, 400, "{body}: {answer}");

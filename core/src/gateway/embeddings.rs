@@ -25,8 +25,7 @@ const ENDPOINT: &str = "embeddings";
 impl Gateway {
     /// Embeds `request.input`, trying each target in order.
     pub async fn embeddings(&self, request: EmbeddingRequest) -> Result<Routed<EmbeddingResponse>> {
-        self.embeddings_with(request, &CallContext::default())
-            .await
+        self.embeddings_with(request, &CallContext::default()).await
     }
 
     /// [`Gateway::embeddings`] for a caller: the key, user and tags the ledger records and
@@ -200,7 +199,11 @@ impl Gateway {
 /// Puts a provider's answer in the client's terms: one embedding per input, in input order, in
 /// the asked encoding. An answer that cannot be (a missing vector, bad base64) is a failed
 /// attempt, so the next target can serve instead.
-fn conform(answer: &mut EmbeddingResponse, request: &EmbeddingRequest, provider: &str) -> Result<()> {
+fn conform(
+    answer: &mut EmbeddingResponse,
+    request: &EmbeddingRequest,
+    provider: &str,
+) -> Result<()> {
     let bad = |what: String| {
         Error::new(
             ErrorKind::Connection,
@@ -250,8 +253,10 @@ fn input_size(input: &EmbeddingInput) -> PromptSize {
         EmbeddingInput::Tokens(t) => vec![ids(t.len())],
         EmbeddingInput::TokenArrays(ts) => ts.iter().map(|t| ids(t.len())).collect(),
     };
-    sizes.into_iter().fold(PromptSize::default(), |a, b| PromptSize {
-        estimate: a.estimate + b.estimate,
-        bound: a.bound + b.bound,
-    })
+    sizes
+        .into_iter()
+        .fold(PromptSize::default(), |a, b| PromptSize {
+            estimate: a.estimate + b.estimate,
+            bound: a.bound + b.bound,
+        })
 }

@@ -291,7 +291,11 @@ pub trait Provider: Send + Sync + fmt::Debug {
 
     /// Builds the upstream request embedding `request.input` with `model` (the name after
     /// `provider/`). By default: a 400 naming `model`, the provider has no embeddings API.
-    fn encode_embeddings(&self, request: &EmbeddingRequest, model: &str) -> Result<UpstreamRequest> {
+    fn encode_embeddings(
+        &self,
+        request: &EmbeddingRequest,
+        model: &str,
+    ) -> Result<UpstreamRequest> {
         let _ = request;
         Err(no_embeddings(self.id(), model))
     }

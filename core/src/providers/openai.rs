@@ -134,7 +134,11 @@ impl Provider for OpenAiProvider {
         true
     }
 
-    fn encode_embeddings(&self, request: &EmbeddingRequest, model: &str) -> Result<UpstreamRequest> {
+    fn encode_embeddings(
+        &self,
+        request: &EmbeddingRequest,
+        model: &str,
+    ) -> Result<UpstreamRequest> {
         let mut upstream = request.clone();
         upstream.model = model.to_owned();
         upstream.models = None;

@@ -347,9 +347,15 @@ mod tests {
     fn reads_every_input_form() {
         let cases = [
             (r#""hi""#, EmbeddingInput::Text("hi".into())),
-            (r#"["a","b"]"#, EmbeddingInput::Texts(vec!["a".into(), "b".into()])),
+            (
+                r#"["a","b"]"#,
+                EmbeddingInput::Texts(vec!["a".into(), "b".into()]),
+            ),
             ("[1,2,3]", EmbeddingInput::Tokens(vec![1, 2, 3])),
-            ("[[1],[2,3]]", EmbeddingInput::TokenArrays(vec![vec![1], vec![2, 3]])),
+            (
+                "[[1],[2,3]]",
+                EmbeddingInput::TokenArrays(vec![vec![1], vec![2, 3]]),
+            ),
         ];
         for (json, want) in cases {
             let body = format!(r#"{{"model": "m", "input": {json}}}"#);
@@ -360,8 +366,10 @@ mod tests {
 
     #[test]
     fn bad_fields_are_named() {
-        let e = from_json::<EmbeddingRequest>(br#"{"model": "m", "input": "x", "encoding_format": "int8"}"#)
-            .unwrap_err();
+        let e = from_json::<EmbeddingRequest>(
+            br#"{"model": "m", "input": "x", "encoding_format": "int8"}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.param(), Some("encoding_format"));
         let e = from_json::<EmbeddingRequest>(br#"{"model": "m", "input": {"a": 1}}"#).unwrap_err();
         assert_eq!(e.param(), Some("input"));
@@ -376,10 +384,22 @@ mod tests {
                 .param()
                 .map(str::to_owned)
         };
-        assert_eq!(check(r#"{"model": "m", "input": ""}"#).as_deref(), Some("input"));
-        assert_eq!(check(r#"{"model": "m", "input": []}"#).as_deref(), Some("input"));
-        assert_eq!(check(r#"{"model": "m", "input": ["a", ""]}"#).as_deref(), Some("input[1]"));
-        assert_eq!(check(r#"{"model": "m", "input": [[1], []]}"#).as_deref(), Some("input[1]"));
+        assert_eq!(
+            check(r#"{"model": "m", "input": ""}"#).as_deref(),
+            Some("input")
+        );
+        assert_eq!(
+            check(r#"{"model": "m", "input": []}"#).as_deref(),
+            Some("input")
+        );
+        assert_eq!(
+            check(r#"{"model": "m", "input": ["a", ""]}"#).as_deref(),
+            Some("input[1]")
+        );
+        assert_eq!(
+            check(r#"{"model": "m", "input": [[1], []]}"#).as_deref(),
+            Some("input[1]")
+        );
         assert_eq!(
             check(r#"{"model": "m", "input": "a", "dimensions": 0}"#).as_deref(),
             Some("dimensions")
@@ -400,7 +420,10 @@ mod tests {
         // 0.5f32 is 0x3F000000: little-endian bytes 00 00 00 3F.
         assert_eq!(&BASE64.decode(text).unwrap()[..4], &[0, 0, 0, 0x3f]);
         assert_eq!(b64.len(), 4);
-        assert_eq!(b64.into_format(EncodingFormat::Float).unwrap(), EmbeddingVector::Float(values));
+        assert_eq!(
+            b64.into_format(EncodingFormat::Float).unwrap(),
+            EmbeddingVector::Float(values)
+        );
         assert!(EmbeddingVector::Base64("AAA=".into()).to_floats().is_err());
     }
 }

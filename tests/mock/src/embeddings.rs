@@ -76,11 +76,7 @@ impl Item {
     fn token_ids(ids: &[Value]) -> Option<Item> {
         let ids: Option<Vec<u64>> = ids.iter().map(Value::as_u64).collect();
         let ids = ids?;
-        let key = ids
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+        let key = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
         Some(Item {
             key: format!("tokens:{key}"),
             tokens: ids.len() as u64,
@@ -97,9 +93,9 @@ fn openai_items(input: &Value) -> Result<Vec<Item>, String> {
         Value::Array(items) if items.is_empty() || items.len() > OPENAI_MAX_INPUTS => {
             Err(invalid())
         }
-        Value::Array(items) if items.iter().all(Value::is_number) => {
-            Item::token_ids(items).map(|item| vec![item]).ok_or_else(invalid)
-        }
+        Value::Array(items) if items.iter().all(Value::is_number) => Item::token_ids(items)
+            .map(|item| vec![item])
+            .ok_or_else(invalid),
         Value::Array(items) => items
             .iter()
             .map(|item| match item {
@@ -227,7 +223,8 @@ pub(crate) async fn gemini(
     };
     let requests: Vec<&Map<String, Value>> = if batch {
         let Some(requests) = request.get("requests").and_then(Value::as_array) else {
-            return format.bad_request("* BatchEmbedContentsRequest.requests: requests is not specified");
+            return format
+                .bad_request("* BatchEmbedContentsRequest.requests: requests is not specified");
         };
         if requests.len() > GEMINI_MAX_BATCH {
             return format.bad_request(&format!(
@@ -236,7 +233,11 @@ pub(crate) async fn gemini(
         }
         match requests.iter().map(Value::as_object).collect::<Option<_>>() {
             Some(requests) => requests,
-            None => return format.bad_request("* BatchEmbedContentsRequest.requests: each request must be an object"),
+            None => {
+                return format.bad_request(
+                    "* BatchEmbedContentsRequest.requests: each request must be an object",
+                );
+            }
         }
     } else {
         vec![&request]

@@ -165,7 +165,9 @@ mod tests {
             dimensions: Some(8),
             ..Default::default()
         };
-        request.extra.insert("task_type".into(), json!("retrieval_query"));
+        request
+            .extra
+            .insert("task_type".into(), json!("retrieval_query"));
         let (path, body) = encode(&request, "gemini-embedding-001").unwrap();
         assert_eq!(path, "models/gemini-embedding-001:batchEmbedContents");
         let body: Value = serde_json::from_slice(&body).unwrap();
@@ -198,10 +200,16 @@ mod tests {
         let answer = decode("g", body).unwrap();
         assert_eq!(answer.data.len(), 2);
         assert_eq!(answer.data[1].index, 1);
-        assert_eq!(answer.data[0].embedding, EmbeddingVector::Float(vec![0.5, -1.0]));
+        assert_eq!(
+            answer.data[0].embedding,
+            EmbeddingVector::Float(vec![0.5, -1.0])
+        );
         assert!(answer.usage.is_none());
-        let err = decode("g", br#"{"error": {"code": 400, "message": "bad", "status": "INVALID_ARGUMENT"}}"#)
-            .unwrap_err();
+        let err = decode(
+            "g",
+            br#"{"error": {"code": 400, "message": "bad", "status": "INVALID_ARGUMENT"}}"#,
+        )
+        .unwrap_err();
         assert_eq!(err.status(), 400);
     }
 }

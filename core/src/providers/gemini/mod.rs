@@ -235,7 +235,11 @@ impl Provider for GeminiProvider {
         true
     }
 
-    fn encode_embeddings(&self, request: &EmbeddingRequest, model: &str) -> Result<UpstreamRequest> {
+    fn encode_embeddings(
+        &self,
+        request: &EmbeddingRequest,
+        model: &str,
+    ) -> Result<UpstreamRequest> {
         let (path, body) = embeddings::encode(request, model)?;
         Ok(self.endpoint.post(&path, body.into()))
     }
