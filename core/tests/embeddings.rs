@@ -292,3 +292,29 @@ async fn the_budget_reserves_the_input_bound_at_the_dearest_price() {
         .await
         .unwrap();
 }
+
+#[test]
+fn the_catalog_prices_the_embeddings_models_with_their_provenance() {
+    let catalog = opengateway::catalog::Catalog::embedded();
+    for (provider, model, per_million) in [
+        ("openai", "text-embedding-3-small", 0.02),
+        ("openai", "text-embedding-3-large", 0.13),
+        ("openai", "text-embedding-ada-002", 0.10),
+        ("gemini", "gemini-embedding-001", 0.15),
+    ] {
+        let info = catalog
+            .lookup(provider, model)
+            .unwrap_or_else(|| panic!("{provider}/{model} is in the catalog"));
+        let price = info.input_cost_per_token.unwrap() * 1e6;
+        assert!(
+            (price - per_million).abs() < 1e-9,
+            "{provider}/{model}: {price}"
+        );
+        assert!(
+            info.source
+                .as_deref()
+                .is_some_and(|s| s.starts_with("https://"))
+        );
+        assert!(info.checked.is_some());
+    }
+}

@@ -218,12 +218,22 @@ fn conform(
             answer.data.len()
         )));
     }
-    answer.data.sort_by_key(|e| e.index);
+    // Providers number their vectors; one that does not (every index 0) is taken in order.
+    let numbered = {
+        let mut seen = vec![false; wanted];
+        answer.data.iter().all(|e| {
+            usize::try_from(e.index)
+                .ok()
+                .and_then(|i| seen.get_mut(i))
+                .is_some_and(|s| !std::mem::replace(s, true))
+        })
+    };
+    if numbered {
+        answer.data.sort_by_key(|e| e.index);
+    }
     let format = request.encoding_format.unwrap_or_default();
     for (i, item) in answer.data.iter_mut().enumerate() {
-        if usize::try_from(item.index).ok() != Some(i) {
-            return Err(bad(format!("no embedding for input {i}")));
-        }
+        item.index = u32::try_from(i).unwrap_or(u32::MAX);
         item.object = "embedding".to_owned();
         let vector = std::mem::replace(
             &mut item.embedding,
@@ -259,4 +269,49 @@ fn input_size(input: &EmbeddingInput) -> PromptSize {
             estimate: a.estimate + b.estimate,
             bound: a.bound + b.bound,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::types::{Embedding, EmbeddingVector, JsonObject};
+
+    fn answer(indices: &[u32]) -> EmbeddingResponse {
+        EmbeddingResponse {
+            object: "list".into(),
+            data: indices
+                .iter()
+                .map(|&i| Embedding::new(i, vec![i as f32 + 0.5]))
+                .collect(),
+            model: String::new(),
+            usage: None,
+            provider: None,
+            extra: JsonObject::new(),
+        }
+    }
+
+    #[test]
+    fn answers_come_back_in_input_order_and_count() {
+        let request = EmbeddingRequest {
+            input: EmbeddingInput::Texts(vec!["a".into(), "b".into()]),
+            ..Default::default()
+        };
+        let mut shuffled = answer(&[1, 0]);
+        conform(&mut shuffled, &request, "p").unwrap();
+        assert_eq!(
+            shuffled.data[0].embedding,
+            EmbeddingVector::Float(vec![0.5])
+        );
+        // Unnumbered (all 0): taken in order and renumbered.
+        let mut unnumbered = answer(&[0, 0]);
+        conform(&mut unnumbered, &request, "p").unwrap();
+        assert_eq!(unnumbered.data[1].index, 1);
+        let err = conform(&mut answer(&[0]), &request, "p").unwrap_err();
+        assert!(
+            err.message().contains("1 embeddings for 2 inputs"),
+            "{}",
+            err.message()
+        );
+    }
 }
