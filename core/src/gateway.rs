@@ -1,6 +1,8 @@
 //! The facade every surface calls: resolve a model to ordered targets, send to each in turn
 //! through its provider adapter, and return the OpenAI-shaped answer with the route it took.
 
+mod embeddings;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -671,7 +673,12 @@ impl Gateway {
         stream: bool,
     ) -> Result<Ticket> {
         let size = tokens::prompt_size(request);
-        let limit_hold = self.admit_key(context, request, size.estimate)?;
+        let limit_hold = self.admit_key(
+            context,
+            &request.model,
+            request.models.as_deref(),
+            size.estimate,
+        )?;
         let prices: Vec<PriceTag> = targets
             .iter()
             .map(|t| self.price(&t.provider, &t.model))

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod admin_keys;
 pub mod auth;
+pub mod embeddings;
 pub mod error;
 pub mod messages;
 pub mod routes;

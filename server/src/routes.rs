@@ -36,6 +36,7 @@ pub fn app(gateway: Gateway) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/messages", post(crate::messages::messages))
+        .route("/v1/embeddings", post(crate::embeddings::embeddings))
         .route("/v1/models", get(list_models))
         .route("/health", get(health))
         .route("/metrics", get(metrics))

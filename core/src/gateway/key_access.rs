@@ -7,7 +7,6 @@ use super::Gateway;
 use crate::accounting::{BudgetConfig, CallContext, LimitHold, RateLimitStatus};
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::KeyLimits;
-use crate::types::ChatCompletionRequest;
 
 impl Gateway {
     /// Checks the caller's key against the request: a disallowed model is a 403
@@ -17,19 +16,19 @@ impl Gateway {
     pub(super) fn admit_key(
         &self,
         context: &CallContext,
-        request: &ChatCompletionRequest,
+        model: &str,
+        fallbacks: Option<&[String]>,
         prompt_estimate: u64,
     ) -> Result<Option<LimitHold>> {
         let (Some(key), Some(limits)) = (&context.key, &context.limits) else {
             return Ok(None);
         };
-        let asked = std::iter::once(("model".to_owned(), &request.model)).chain(
-            request
-                .models
+        let asked = std::iter::once(("model".to_owned(), model)).chain(
+            fallbacks
+                .unwrap_or_default()
                 .iter()
-                .flatten()
                 .enumerate()
-                .map(|(i, m)| (format!("models[{i}]"), m)),
+                .map(|(i, m)| (format!("models[{i}]"), m.as_str())),
         );
         for (param, model) in asked {
             if !self.key_allows_model(limits, model) {

@@ -266,11 +266,6 @@ def test_budget_exceeded_is_its_own_class(config) -> None:
     assert isinstance(info.value, opengateway.RateLimitError)
 
 
-def test_embeddings_are_not_available_yet(gw) -> None:
-    with pytest.raises(NotImplementedError, match="embeddings"):
-        gw.embeddings.create(model="mock/x", input="hi")
-
-
 # ------------------------------------------------------------------------------- messages
 
 
