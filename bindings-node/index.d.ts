@@ -279,6 +279,48 @@ export interface MessageStreamEvent {
   [key: string]: unknown
 }
 
+// ----------------------------------------------------------------------------- embeddings
+
+/** `embeddings.create` parameters: OpenAI's, plus opengateway's fallbacks and call options. */
+export interface EmbeddingCreateParams extends CallOptions {
+  /** `provider/model` or an alias from the config. */
+  model: string
+  /** One text, several, token ids, or several token-id arrays. */
+  input: string | string[] | number[] | number[][]
+  /** `float` (default) or `base64` (little-endian f32), whatever the provider sends. */
+  encoding_format?: 'float' | 'base64' | null
+  /** Output dimensions, for models that can shorten their vectors. */
+  dimensions?: number | null
+  user?: string
+  metadata?: Record<string, unknown>
+  /** Models to try, in order, when `model` fails (opengateway; `fallbacks` is a synonym). */
+  models?: string[]
+  fallbacks?: string[]
+  /** Per-attempt timeout in ms (opengateway); `timeout` sets it too. */
+  timeout_ms?: number
+  /** Any other field is passed through to the provider. */
+  [key: string]: unknown
+}
+
+/** One embedding: a number array, or a base64 string when `encoding_format: 'base64'`. */
+export interface Embedding {
+  object: 'embedding'
+  index: number
+  embedding: number[] | string
+  [key: string]: unknown
+}
+
+/** An embeddings answer (OpenAI `CreateEmbeddingResponse`) with opengateway's extensions. */
+export interface CreateEmbeddingResponse extends Routed {
+  object: 'list'
+  data: Embedding[]
+  model: string
+  /** `cost` is opengateway's; Gemini's counts are the gateway's estimate. */
+  usage: { prompt_tokens: number; total_tokens: number; cost?: number; [key: string]: unknown }
+  provider: string
+  [key: string]: unknown
+}
+
 // ---------------------------------------------------------------------------------- usage
 
 /** A dimension to group ledger totals by. */
@@ -328,7 +370,7 @@ export interface UsageRecord {
   instance: string
   started_at_ms: number
   ended_at_ms: number | null
-  /** `chat.completions` or `messages`. */
+  /** `chat.completions`, `messages` or `embeddings`. */
   endpoint: string
   stream: boolean
   key: string | null
@@ -387,8 +429,8 @@ export declare class Gateway {
   }
 
   readonly embeddings: {
-    /** Not available yet: always rejects with an `APIError` (status 501). */
-    create(params: JsonObject): Promise<never>
+    /** Creates embeddings (OpenAI shape), in the `encoding_format` asked. */
+    create(params: EmbeddingCreateParams): Promise<CreateEmbeddingResponse>
   }
 
   /** Ledger totals grouped `by` some dimensions (none: one grand total) and filtered. */

@@ -248,21 +248,16 @@ class Gateway {
         }
       },
     }
-    /** Embeddings: not available yet (the core has no embeddings API). */
+    /** OpenAI embeddings, served by any embeddings provider. */
     this.embeddings = {
-      /** Always rejects: embeddings are not available yet. */
-      create: async () => {
-        throw new APIError(
-          501,
-          {
-            message: 'embeddings are not available yet in the opengateway Node binding (the core has no embeddings API yet)',
-            type: 'not_implemented',
-            param: null,
-            code: 'not_implemented',
-          },
-          undefined,
-          { kind: 'not_implemented' },
-        )
+      /** Creates embeddings, in the `encoding_format` asked (`float` by default). */
+      create: async (params) => {
+        const [body, tags, token, signal] = prepare(params)
+        try {
+          return unwrap(await guarded(n.embeddings(body, tags, token), token, signal))
+        } catch (e) {
+          throw toError(e)
+        }
       },
     }
   }

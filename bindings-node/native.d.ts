@@ -38,6 +38,8 @@ export declare class NativeGateway {
   messages(body: string, tags?: Array<string> | undefined | null, cancel?: CancelToken | undefined | null): Promise<string>
   /** A streamed Anthropic Messages request; the stream yields Anthropic event objects. */
   messagesStream(body: string, tags?: Array<string> | undefined | null, cancel?: CancelToken | undefined | null): Promise<NativeStream>
+  /** An embeddings request (JSON text); resolves with the envelope as JSON text. */
+  embeddings(body: string, tags?: Array<string> | undefined | null, cancel?: CancelToken | undefined | null): Promise<string>
   /**
    * Ledger totals for a `UsageQuery` given as JSON text; resolves with `UsageTotals[]` as
    * JSON text.

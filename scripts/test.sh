@@ -71,9 +71,15 @@ else
     echo "requirements unchanged, skipping pip install"
 fi
 
-step "Python: build the binding into the venv (maturin develop --release, same target dir)"
+step "Python: build the binding's abi3 wheel (maturin build --release) and pip install it"
 # maturin builds in $CARGO_TARGET_DIR like cargo does, so an unchanged binding rebuilds quickly.
-VIRTUAL_ENV="$VENV" "$VENV/bin/maturin" develop --release --quiet -m bindings-python/Cargo.toml
+# The tests use the installed wheel, the artefact users get, not an editable development build.
+WHEELS="$ROOT/target/wheels"
+rm -rf "$WHEELS"
+VIRTUAL_ENV="$VENV" "$VENV/bin/maturin" build --release --quiet -m bindings-python/Cargo.toml --out "$WHEELS"
+WHEEL="$(ls "$WHEELS"/opengateway-*-cp310-abi3-*.whl)"
+echo "built $(basename "$WHEEL") ($(du -h "$WHEEL" | cut -f1))"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$WHEEL"
 "$VENV/bin/python" -X importtime -c "import opengateway" 2>&1 | tail -1 |
     awk -F'|' '{gsub(/ /, "", $2); print "import opengateway: " $2 " us (cumulative, -X importtime)"}'
 

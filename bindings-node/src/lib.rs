@@ -16,7 +16,7 @@ use napi_derive::napi;
 use opengateway::accounting::{UsageFilter, UsageQuery};
 use opengateway::config::Config;
 use opengateway::inbound::anthropic::{MessagesRequest, MessagesStream};
-use opengateway::types::{ChatCompletionRequest, from_json};
+use opengateway::types::{ChatCompletionRequest, EmbeddingRequest, from_json};
 use opengateway::{CallContext, ChatStream, Error, Gateway, Route};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -260,6 +260,30 @@ impl NativeGateway {
             )
             .await?;
             Ok(NativeStream::new(Source::Messages(Box::new(stream)), token))
+        })
+    }
+
+    /// An embeddings request (JSON text); resolves with the envelope as JSON text.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn embeddings<'env>(
+        &self,
+        env: &'env Env,
+        body: String,
+        tags: Option<Vec<String>>,
+        cancel: Option<&CancelToken>,
+    ) -> napi::Result<PromiseRaw<'env, String>> {
+        let gateway = self.inner.clone();
+        let token = cancel.map(|c| c.token.clone());
+        env.spawn_future(async move {
+            let request: EmbeddingRequest = from_json(body.as_bytes()).map_err(|e| reject(&e))?;
+            let context = call_context(tags);
+            let answer = cancellable(token, gateway.embeddings_with(request, &context)).await?;
+            serde_json::to_string(&Envelope {
+                route: &answer.route,
+                request_id: &answer.request_id,
+                response: &answer.response,
+            })
+            .map_err(json_error)
         })
     }
 

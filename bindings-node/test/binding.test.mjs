@@ -313,6 +313,53 @@ describe('usage ledger', () => {
   })
 })
 
-test('embeddings are not available yet', async () => {
-  await assert.rejects(gw.embeddings.create({ model: 'mock/x', input: 'hi' }), (e) => e instanceof APIError && /not available yet/.test(e.message))
+describe('embeddings', () => {
+  /** The mock's providers as OpenAI and Gemini types, and an alias whose first target fails. */
+  const embedConfig = () => ({
+    providers: {
+      mock: { type: 'openai', api_base: `${mock.url}/v1`, api_key: 'none' },
+      mockgemini: { type: 'gemini', api_base: `${mock.url}/v1beta`, api_key: 'none' },
+      mockanthropic: { type: 'anthropic', api_base: mock.url, api_key: 'none' },
+    },
+    models: [{ name: 'embed', targets: ['mock/text-embedding-3-small~status=503', 'mockgemini/gemini-embedding-001'] }],
+    router: { retries: 0 },
+  })
+
+  test('floats by default, with usage, cost, provider and route', async () => {
+    const egw = new Gateway(embedConfig())
+    const answer = await within(10_000, egw.embeddings.create({ model: 'mock/text-embedding-3-small', input: ['alpha beta', 'gamma'], dimensions: 8, tags: 'emb' }))
+    assert.equal(answer.object, 'list')
+    assert.deepEqual(answer.data.map((d) => d.index), [0, 1])
+    assert.equal(answer.data[0].embedding.length, 8)
+    assert.ok(answer.data[0].embedding.every((v) => typeof v === 'number'))
+    assert.equal(answer.usage.prompt_tokens, 5)
+    assert.ok(Math.abs(answer.usage.cost - 5 * 2e-8) < 1e-15)
+    assert.equal(answer.provider, 'mock')
+    assert.equal(answer.route.model, 'text-embedding-3-small')
+    await egw.flush()
+    const [record] = await egw.usageRecords({ tag: 'emb' })
+    assert.equal(record.id, answer.requestId)
+    assert.equal(record.endpoint, 'embeddings')
+  })
+
+  test('base64 from a Gemini-type provider decodes to the float vector', async () => {
+    const egw = new Gateway(embedConfig())
+    const params = { model: 'mockgemini/gemini-embedding-001', input: 'hola', dimensions: 6 }
+    const plain = await egw.embeddings.create(params)
+    const packed = await egw.embeddings.create({ ...params, encoding_format: 'base64' })
+    const bytes = Buffer.from(packed.data[0].embedding, 'base64')
+    const floats = Array.from({ length: bytes.length / 4 }, (_, i) => bytes.readFloatLE(i * 4))
+    assert.equal(floats.length, 6)
+    floats.forEach((v, i) => assert.ok(Math.abs(v - plain.data[0].embedding[i]) < 1e-7))
+  })
+
+  test('an alias falls back; errors name the field', async () => {
+    const egw = new Gateway(embedConfig())
+    const answer = await egw.embeddings.create({ model: 'embed', input: 'x', timeout: 10_000 })
+    assert.equal(answer.route.provider, 'mockgemini')
+    assert.deepEqual(answer.route.attempts.map((a) => a.status), [503, 200])
+    await assert.rejects(egw.embeddings.create({ model: 'mockanthropic/claude-sonnet-4-5', input: 'x' }), (e) => e instanceof BadRequestError && e.param === 'model')
+    await assert.rejects(egw.embeddings.create({ model: 'mock/text-embedding-3-small', input: ['a', ''] }), (e) => e instanceof BadRequestError && e.param === 'input[1]')
+    await assert.rejects(egw.embeddings.create({ model: 'mockgemini/gemini-embedding-001', input: [1, 2] }), (e) => e instanceof BadRequestError && e.param === 'input')
+  })
 })

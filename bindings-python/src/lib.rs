@@ -21,7 +21,7 @@ mod _native {
     use futures_util::StreamExt;
     use opengateway::config::Config;
     use opengateway::inbound::anthropic::{MessagesRequest, MessagesStream};
-    use opengateway::types::{ChatCompletionRequest, from_json};
+    use opengateway::types::{ChatCompletionRequest, EmbeddingRequest, from_json};
     use opengateway::{CallContext, ChatStream, Error, ErrorKind, Gateway, UsageQuery};
     use pyo3::exceptions::{PyRuntimeError, PyValueError};
     use pyo3::prelude::*;
@@ -191,6 +191,16 @@ mod _native {
             NativeStream::new(Inner::Messages(Box::new(stream)))
         }
 
+        async fn do_embeddings(
+            gateway: Gateway,
+            body: Vec<u8>,
+            context: Option<String>,
+        ) -> Result<Answer, Error> {
+            let request: EmbeddingRequest = from_json(&body)?;
+            let context = call_context(context.as_deref())?;
+            answer(&gateway.embeddings_with(request, &context).await?)
+        }
+
         /// Runs a call with the GIL released, raising the typed error on failure.
         fn run_sync<T: Send>(
             py: Python<'_>,
@@ -298,6 +308,28 @@ mod _native {
             context: Option<String>,
         ) -> PyResult<Bound<'py, PyAny>> {
             Self::run_async(py, Self::do_messages(self.gateway.clone(), body, context))
+        }
+
+        /// Embeddings, blocking: `(response_json, route_json, request_id)`.
+        #[pyo3(signature = (body, context=None))]
+        fn embeddings(
+            &self,
+            py: Python<'_>,
+            body: Vec<u8>,
+            context: Option<String>,
+        ) -> PyResult<Answer> {
+            Self::run_sync(py, Self::do_embeddings(self.gateway.clone(), body, context))
+        }
+
+        /// Embeddings, as an awaitable of `(response_json, route_json, request_id)`.
+        #[pyo3(signature = (body, context=None))]
+        fn embeddings_async<'py>(
+            &self,
+            py: Python<'py>,
+            body: Vec<u8>,
+            context: Option<String>,
+        ) -> PyResult<Bound<'py, PyAny>> {
+            Self::run_async(py, Self::do_embeddings(self.gateway.clone(), body, context))
         }
 
         /// A streamed Anthropic Messages answer (events), blocking until it starts.

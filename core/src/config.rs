@@ -83,6 +83,9 @@ pub struct LedgerConfig {
     pub database: Option<String>,
     /// How many records the in-memory ledger keeps (the most recent); 100,000 by default.
     pub max_records: Option<usize>,
+    /// Days records (and kept bodies) are kept; older ones are deleted at start and hourly.
+    /// Unset: kept forever.
+    pub retention_days: Option<u32>,
 }
 
 /// A ledger store named by a `database` setting.
@@ -310,6 +313,9 @@ pub struct ServerConfig {
     /// The key of the admin API (`/admin/...`); else `OPENGATEWAY_MASTER_KEY`. Without one the
     /// admin API refuses every request.
     pub master_key: Option<String>,
+    /// Keep each request's request and response bodies with its ledger record (off by
+    /// default: prompts are often confidential). Bodies are never written to the log.
+    pub log_bodies: bool,
 }
 
 impl Default for ServerConfig {
@@ -320,6 +326,7 @@ impl Default for ServerConfig {
             auth: AuthMode::Keys,
             max_body_bytes: 16 * 1024 * 1024,
             master_key: None,
+            log_bodies: false,
         }
     }
 }
@@ -500,6 +507,12 @@ impl Config {
         self.server.listen_addr()?;
         self.server.sqlite_path()?;
         self.ledger.store()?;
+        if self.ledger.retention_days == Some(0) {
+            return Err(ConfigError::invalid(
+                "ledger.retention_days",
+                "must be at least 1 (leave it out to keep records forever)",
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, budget) in self.budgets.iter().enumerate() {
             budget

@@ -1,6 +1,8 @@
 //! The facade every surface calls: resolve a model to ordered targets, send to each in turn
 //! through its provider adapter, and return the OpenAI-shaped answer with the route it took.
 
+mod embeddings;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,12 +13,13 @@ use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 
 use crate::accounting::{
-    Budgets, CallContext, Ending, Ledger, MemorySink, Opening, RecordStatus, RequestEndHook,
-    Ticket, UsageFilter, UsageQuery, UsageRecord, UsageTotals, tokens,
+    Budgets, CallContext, Ending, Ledger, MemorySink, Opening, RateLimits, RecordStatus,
+    RequestEndHook, Ticket, UsageFilter, UsageQuery, UsageRecord, UsageTotals, tokens,
 };
 use crate::catalog::Catalog;
 use crate::config::{Config, LedgerStore, Strategy};
 use crate::error::{Attempt, Error, ErrorKind, Result};
+use crate::metrics::Metrics;
 use crate::pricing::PriceTag;
 use crate::providers::anthropic::AnthropicProvider;
 use crate::providers::gemini::GeminiProvider;
@@ -30,6 +33,8 @@ use crate::types::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, ContentPart,
     JsonObject, MessageContent, Usage,
 };
+
+mod key_access;
 
 /// Where a request was served and every attempt made on the way.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -105,6 +110,10 @@ pub struct ProviderHealth {
     pub latency_ms: Option<u64>,
     /// What is wrong, when not ok.
     pub error: Option<String>,
+    /// The last failure of a request sent to this provider (real traffic), if any.
+    pub last_error: Option<String>,
+    /// When that failure happened, in Unix milliseconds.
+    pub last_error_at_ms: Option<i64>,
 }
 
 /// The gateway's health: one entry per provider.
@@ -154,7 +163,19 @@ struct Inner {
     catalog: Catalog,
     ledger: Ledger,
     budgets: Arc<Budgets>,
+    metrics: Arc<Metrics>,
+    /// The last live probes of `/health`, reused for [`HEALTH_PROBE_TTL`].
+    probes: tokio::sync::Mutex<Option<(Instant, Probes)>>,
+    /// Per-key requests and tokens per minute.
+    rate_limits: Arc<RateLimits>,
 }
+
+/// Each usable provider's model-list probe: latency and outcome.
+type Probes = Vec<(String, (u64, Result<Vec<String>>))>;
+
+/// How long `/health` reuses its live provider probes, so that frequent health checks (a load
+/// balancer's, every second) do not turn into as many requests to every provider.
+pub const HEALTH_PROBE_TTL: Duration = Duration::from_secs(5);
 
 impl Gateway {
     /// Builds a gateway from a configuration. Providers named in `providers:` come first; every
@@ -296,6 +317,9 @@ impl Gateway {
             )
         })?;
         let budgets = Arc::new(Budgets::new(config.budgets.clone()));
+        if let Some(days) = config.ledger.retention_days {
+            ledger.set_retention(days);
+        }
         Ok(Gateway {
             inner: Arc::new(Inner {
                 config,
@@ -306,6 +330,9 @@ impl Gateway {
                 catalog,
                 ledger,
                 budgets,
+                metrics: Arc::new(Metrics::new()),
+                probes: tokio::sync::Mutex::new(None),
+                rate_limits: Arc::default(),
             }),
         })
     }
@@ -355,6 +382,28 @@ impl Gateway {
     pub fn on_request_end(&self, hook: impl Fn(&UsageRecord) + Send + Sync + 'static) {
         let hook: RequestEndHook = Arc::new(hook);
         self.inner.ledger.on_request_end(hook);
+    }
+
+    /// The gateway's metrics in the OpenMetrics text format (Prometheus scrapes it; the
+    /// `Content-Type` to serve it with is [`crate::metrics::CONTENT_TYPE`]).
+    pub fn metrics(&self) -> String {
+        let cooled = self
+            .target_states()
+            .iter()
+            .filter(|t| t.reopens_in_ms.is_some_and(|ms| ms > 0))
+            .count();
+        self.inner.metrics.set_cooled_down(cooled);
+        self.inner.metrics.render()
+    }
+
+    /// One ledger record by request id.
+    pub fn usage_record(&self, id: &str) -> Result<Option<UsageRecord>> {
+        self.inner.ledger.record(id).map_err(ledger_error)
+    }
+
+    /// The request and response bodies kept for a request (only with `server.log_bodies`).
+    pub fn request_bodies(&self, id: &str) -> Result<Option<crate::accounting::RequestBodies>> {
+        self.inner.ledger.bodies(id).map_err(ledger_error)
     }
 
     /// Waits until every record so far is written to the ledger's store.
@@ -530,6 +579,13 @@ impl Gateway {
         } else {
             0
         };
+        let response_body = self
+            .inner
+            .config
+            .server
+            .log_bodies
+            .then(|| serde_json::to_string(&response).ok())
+            .flatten();
         ticket.settle(Ending {
             status: Some(RecordStatus::Ok),
             http_status: Some(200),
@@ -540,6 +596,7 @@ impl Gateway {
             estimate: true,
             completion_estimate,
             price: Some(price),
+            response_body,
             ..Default::default()
         });
         Ok(Routed {
@@ -605,6 +662,7 @@ impl Gateway {
                 route,
                 inner: Box::pin(started),
                 ticket: Some(ticket),
+                sent: self.inner.config.server.log_bodies.then(Vec::new),
             }),
             Err(e) => {
                 ticket.settle(Ending::failed(&e));
@@ -613,7 +671,8 @@ impl Gateway {
         }
     }
 
-    /// Opens the request's ledger record and reserves its worst-case cost on its budgets.
+    /// Checks the caller's key (models, rate limits), opens the request's ledger record and
+    /// reserves its worst-case cost on its budgets.
     pub(crate) async fn accept(
         &self,
         request: &ChatCompletionRequest,
@@ -623,6 +682,12 @@ impl Gateway {
         stream: bool,
     ) -> Result<Ticket> {
         let size = tokens::prompt_size(request);
+        let limit_hold = self.admit_key(
+            context,
+            &request.model,
+            request.models.as_deref(),
+            size.estimate,
+        )?;
         let prices: Vec<PriceTag> = targets
             .iter()
             .map(|t| self.price(&t.provider, &t.model))
@@ -646,6 +711,13 @@ impl Gateway {
         } else {
             Vec::new()
         };
+        let request_body = self
+            .inner
+            .config
+            .server
+            .log_bodies
+            .then(|| serde_json::to_string(request).ok())
+            .flatten();
         Ticket::open(
             &self.inner.ledger,
             &self.inner.budgets,
@@ -660,6 +732,10 @@ impl Gateway {
                 first_price: prices.into_iter().next().unwrap_or_default(),
                 targets: &target_ids,
                 worst_usd,
+                metrics: &self.inner.metrics,
+                first_target: targets.first().map(Target::to_string),
+                request_body,
+                limit_hold,
             },
         )
         .await
@@ -728,7 +804,11 @@ impl Gateway {
                         return Ok((value, route));
                     }
                     Err(err) => {
-                        router.record_failure(target, &err);
+                        if router.record_failure(target, &err) {
+                            self.inner
+                                .metrics
+                                .circuit_opened(&target.provider, &target.model);
+                        }
                         drop(admitted.probe);
                         // A status the provider sent, or a 4xx of the gateway's own; not the
                         // 502/504 that stand for "no answer".
@@ -973,13 +1053,22 @@ impl Gateway {
         self.inner.router.snapshot()
     }
 
-    /// Checks every provider: its configuration, then a live model-list request.
+    /// Checks every provider: its configuration, then a live model-list request (reused for
+    /// [`HEALTH_PROBE_TTL`]), plus the last failure real traffic met there.
     pub async fn health(&self) -> HealthReport {
-        let mut probes: HashMap<String, (u64, Result<Vec<String>>)> = self
-            .probe_all(Duration::from_secs(5))
-            .await
-            .into_iter()
-            .collect();
+        let probes = {
+            // Held while probing: concurrent health checks wait for one round of probes.
+            let mut cached = self.inner.probes.lock().await;
+            match cached.as_ref() {
+                Some((at, probes)) if at.elapsed() < HEALTH_PROBE_TTL => probes.clone(),
+                _ => {
+                    let probes = self.probe_all(Duration::from_secs(5)).await;
+                    *cached = Some((Instant::now(), probes.clone()));
+                    probes
+                }
+            }
+        };
+        let mut probes: HashMap<String, (u64, Result<Vec<String>>)> = probes.into_iter().collect();
         let mut providers = Vec::new();
         for (id, entry) in &self.inner.providers {
             let (status, latency_ms, error) = match (&entry.problem, probes.remove(id)) {
@@ -990,12 +1079,15 @@ impl Gateway {
                 }
                 (None, None) => ("ok", None, None),
             };
+            let last = self.inner.metrics.last_error(id);
             providers.push(ProviderHealth {
                 id: id.clone(),
                 kind: entry.kind.name().to_owned(),
                 status: status.to_owned(),
                 latency_ms,
                 error,
+                last_error: last.as_ref().map(|l| l.message.clone()),
+                last_error_at_ms: last.map(|l| l.at_ms),
             });
         }
         let ok = providers.iter().filter(|p| p.status == "ok").count();
@@ -1011,7 +1103,7 @@ impl Gateway {
         }
     }
 
-    async fn probe_all(&self, timeout: Duration) -> Vec<(String, (u64, Result<Vec<String>>))> {
+    async fn probe_all(&self, timeout: Duration) -> Probes {
         let probes = self.inner.providers.iter().filter_map(|(id, entry)| {
             let adapter = entry.adapter.clone().filter(|_| entry.problem.is_none())?;
             let request = adapter.list_models_request()?;
@@ -1273,6 +1365,8 @@ pub struct ChatStream {
     ttft: Duration,
     inner: Pin<Box<ChunkStream>>,
     ticket: Option<Ticket>,
+    /// Every item sent, as JSON, when bodies are kept (`server.log_bodies`).
+    sent: Option<Vec<serde_json::Value>>,
 }
 
 impl std::fmt::Debug for ChatStream {
@@ -1296,14 +1390,20 @@ impl ChatStream {
     }
 
     /// A stream started by [`Gateway::stream_once`] under `ticket` (for the inbound formats
-    /// that route targets themselves).
-    pub(crate) fn from_parts(route: Route, inner: ChunkStream, ticket: Ticket) -> Self {
+    /// that route targets themselves); `keep_sent` keeps what it sends (`server.log_bodies`).
+    pub(crate) fn from_parts(
+        route: Route,
+        inner: ChunkStream,
+        ticket: Ticket,
+        keep_sent: bool,
+    ) -> Self {
         ChatStream {
             ttft: ticket.elapsed(),
             request_id: ticket.id().to_owned(),
             route,
             inner: Box::pin(inner),
             ticket: Some(ticket),
+            sent: keep_sent.then(Vec::new),
         }
     }
 
@@ -1335,6 +1435,14 @@ impl ChatStream {
         ending.completion_estimate = inner.output_estimate;
         ending.price = Some(inner.price.clone());
         ending.ttft = Some(self.ttft);
+        if let Some(mut sent) = self.sent.take() {
+            if let Some(e) = error
+                && let Ok(body) = serde_json::to_value(e.to_body())
+            {
+                sent.push(body);
+            }
+            ending.response_body = serde_json::to_string(&sent).ok();
+        }
         ticket.settle(ending);
     }
 }
@@ -1344,6 +1452,11 @@ impl Stream for ChatStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let polled = self.inner.as_mut().poll_next(cx);
+        if let (Poll::Ready(Some(Ok(chunk))), Some(sent)) = (&polled, self.sent.as_mut())
+            && let Ok(value) = serde_json::to_value(chunk)
+        {
+            sent.push(value);
+        }
         match &polled {
             Poll::Ready(None) => self.settle(RecordStatus::Ok, None),
             Poll::Ready(Some(Err(e))) => self.settle(RecordStatus::Error, Some(e)),

@@ -14,9 +14,12 @@
 //!   routing: [`Gateway::messages`] and [`Gateway::messages_stream`].
 //! - [`store`] opens and migrates the embedded SQLite file; [`accounting::SqliteSink`] keeps the
 //!   usage ledger in it.
+//! - [`keys`] holds the server's `ogw_` API keys (hashed) and their limits in the store.
 //! - [`accounting`] records every request once in the usage ledger (memory, SQLite, or any
 //!   [`accounting::LedgerSink`]), enforces budgets, and totals usage: [`Gateway::usage`],
 //!   [`Gateway::on_request_end`], [`Gateway::chat_with`] for the key, user and tags of a call.
+//! - [`metrics`] counts requests, errors, latency, tokens, cost, fallbacks and circuits for
+//!   Prometheus: [`Gateway::metrics`] renders them.
 //! - [`Error`] is OpenAI-shaped (`{"error": {message, type, param, code}}`) with a small
 //!   [`ErrorKind`] that every surface maps once to its own error classes.
 //!
@@ -43,6 +46,8 @@ pub mod config;
 pub mod error;
 mod gateway;
 pub mod inbound;
+pub mod keys;
+pub mod metrics;
 pub mod pricing;
 pub mod providers;
 pub mod router;

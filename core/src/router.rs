@@ -220,18 +220,22 @@ impl TargetStats {
         });
     }
 
-    fn failure(&self, counted: bool, threshold: u32, now: Instant) {
+    /// Records a failure; `true` when it opened the circuit (it was not open before).
+    fn failure(&self, counted: bool, threshold: u32, now: Instant) -> bool {
         self.failures.fetch_add(1, Ordering::Relaxed);
         let mut c = lock(&self.circuit);
         c.probe_in_flight = false;
         if !counted {
-            return;
+            return false;
         }
         c.consecutive_failures = c.consecutive_failures.saturating_add(1);
         if c.state == CircuitState::HalfOpen || c.consecutive_failures >= threshold {
+            let opened = c.state != CircuitState::Open;
             c.state = CircuitState::Open;
             c.opened_at = Some(now);
+            return opened;
         }
+        false
     }
 
     fn snapshot(&self, target: &Target, now: Instant, cooldown: Duration) -> TargetState {
@@ -462,11 +466,11 @@ impl Router {
         self.stats(target).success(ttfb);
     }
 
-    /// Records a failed attempt.
-    pub(crate) fn record_failure(&self, target: &Target, err: &Error) {
+    /// Records a failed attempt; `true` when it opened the target's circuit.
+    pub(crate) fn record_failure(&self, target: &Target, err: &Error) -> bool {
         let counted = counts_against_target(err, classify(err));
         self.stats(target)
-            .failure(counted, self.config.cooldown_failures, Instant::now());
+            .failure(counted, self.config.cooldown_failures, Instant::now())
     }
 
     /// Every known target's state.
@@ -562,9 +566,9 @@ mod tests {
         let cooldown = Duration::from_millis(100);
         let t0 = Instant::now();
         assert_eq!(stats.admit(t0, cooldown, false), Admission::Normal);
-        stats.failure(true, 2, t0);
+        assert!(!stats.failure(true, 2, t0), "below the threshold");
         assert_eq!(stats.admit(t0, cooldown, false), Admission::Normal);
-        stats.failure(true, 2, t0);
+        assert!(stats.failure(true, 2, t0), "this failure opens it");
         assert_eq!(stats.admit(t0, cooldown, false), Admission::Skip, "open");
         let later = t0 + cooldown;
         assert_eq!(stats.admit(later, cooldown, false), Admission::Probe);
@@ -573,7 +577,10 @@ mod tests {
             Admission::Skip,
             "one probe at a time"
         );
-        stats.failure(true, 2, later);
+        assert!(
+            stats.failure(true, 2, later),
+            "a failed probe opens it again"
+        );
         assert_eq!(
             stats.admit(later, cooldown, false),
             Admission::Skip,
@@ -591,7 +598,7 @@ mod tests {
             "closed"
         );
         // A failure that says nothing about the target releases the probe without counting.
-        stats.failure(false, 1, later);
+        assert!(!stats.failure(false, 1, later));
         assert_eq!(lock(&stats.circuit).state, CircuitState::Closed);
     }
 

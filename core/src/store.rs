@@ -61,6 +61,37 @@ const MIGRATIONS: &[(i64, &str)] = &[
         ) WITHOUT ROWID;
         CREATE INDEX usage_tags_tag ON usage_tags (tag);"#,
     ),
+    // Request and response bodies, written only with `server.log_bodies: true`; deleted with
+    // their record (retention).
+    (
+        3,
+        "CREATE TABLE request_bodies (
+            record_id TEXT PRIMARY KEY NOT NULL REFERENCES usage_records (id) ON DELETE CASCADE,
+            request TEXT,
+            response TEXT
+        );",
+    ),
+    // API keys (crate::keys): only the SHA-256 of a secret is kept. `hash_head` (its first 16
+    // bits) is what lookups go through, so the full hash is compared in constant time rather
+    // than by the index. Revoked keys stay, so usage remains attributable.
+    (
+        4,
+        r#"CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY NOT NULL,
+            name TEXT NOT NULL,
+            prefix TEXT NOT NULL,
+            secret_hash BLOB NOT NULL,
+            hash_head INTEGER NOT NULL,
+            rpm INTEGER,
+            tpm INTEGER,
+            budget_usd REAL,
+            budget_period TEXT NOT NULL DEFAULT 'total',
+            models TEXT NOT NULL DEFAULT '[]',
+            created_at_ms INTEGER NOT NULL,
+            revoked_at_ms INTEGER
+        );
+        CREATE INDEX api_keys_head ON api_keys (hash_head);"#,
+    ),
 ];
 
 /// A failure to open or migrate the store.
@@ -130,8 +161,9 @@ mod tests {
     fn creates_and_reopens() {
         let dir = std::env::temp_dir().join(format!("ogw-store-{}", std::process::id()));
         let path = dir.join("nested/gw.db");
+        let latest = MIGRATIONS.len() as i64;
         let (conn, v) = open(&path).unwrap();
-        assert_eq!(v, 2);
+        assert_eq!(v, latest);
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
@@ -146,20 +178,21 @@ mod tests {
         assert_eq!(fk, 1);
         drop(conn);
         let (conn, v) = open(&path).unwrap();
-        assert_eq!(v, 2);
+        assert_eq!(v, latest);
         let n: i64 = conn
             .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(n, 2, "each migration runs once");
+        assert_eq!(n, latest, "each migration runs once");
         let tables: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'
-                 AND name IN ('gateway_info', 'usage_records', 'usage_tags')",
+                 AND name IN ('gateway_info', 'usage_records', 'usage_tags', 'request_bodies',
+                              'api_keys')",
                 [],
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(tables, 3);
+        assert_eq!(tables, 5);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

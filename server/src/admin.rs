@@ -1,9 +1,9 @@
 //! The admin API behind the master key: usage totals and the request log, the same data
-//! `opengateway usage` prints. Every request needs `Authorization: Bearer <master key>`; a
+//! `opengateway usage` prints (API keys: [`crate::admin_keys`]). Every request needs `Authorization: Bearer <master key>`; a
 //! server with no master key refuses them all (fail closed).
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use http::{HeaderMap, header};
@@ -128,7 +128,7 @@ pub fn parse_time(text: &str, now: DateTime<Utc>) -> Result<i64, String> {
 }
 
 /// Checks `Authorization: Bearer <master key>` in constant time.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let configured = state
         .gateway
         .config()
@@ -193,4 +193,46 @@ pub(crate) async fn requests(
         .await
         .map_err(|e| ApiError::new(ErrorKind::InternalServer, e.to_string()))??;
     Ok(Json(serde_json::json!({ "object": "list", "data": records })).into_response())
+}
+
+/// `GET /admin/requests/{id}`: one ledger record, with its request and response bodies when
+/// the server keeps them (`server.log_bodies: true`; else `bodies` is null).
+pub(crate) async fn request(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let gateway = state.gateway.clone();
+    let lookup = id.clone();
+    let (record, bodies) = tokio::task::spawn_blocking(move || {
+        let record = gateway.usage_record(&lookup)?;
+        let bodies = match record {
+            Some(_) => gateway.request_bodies(&lookup)?,
+            None => None,
+        };
+        Ok::<_, opengateway::Error>((record, bodies))
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorKind::InternalServer, e.to_string()))??;
+    let Some(record) = record else {
+        return Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!("No request `{id}` in the ledger."),
+        ));
+    };
+    let mut value = serde_json::to_value(&record)
+        .map_err(|e| ApiError::new(ErrorKind::InternalServer, e.to_string()))?;
+    // Bodies are stored as the JSON text that was sent; shown parsed when they parse.
+    let parsed = |text: Option<String>| {
+        text.map(|t| serde_json::from_str(&t).unwrap_or(serde_json::Value::String(t)))
+    };
+    value["bodies"] = match bodies {
+        Some(b) => serde_json::json!({
+            "request": parsed(b.request),
+            "response": parsed(b.response),
+        }),
+        None => serde_json::Value::Null,
+    };
+    Ok(Json(value).into_response())
 }

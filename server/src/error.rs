@@ -55,6 +55,8 @@ pub(crate) fn error_headers(err: &Error, headers: &mut http::HeaderMap) {
         );
     }
     if let Some(wait) = err.retry_after() {
-        headers.insert("retry-after", HeaderValue::from(wait.as_secs().max(1)));
+        // Rounded up: a client that waits what it is told must not come back too early.
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        headers.insert("retry-after", HeaderValue::from(secs.max(1)));
     }
 }

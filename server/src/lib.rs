@@ -3,6 +3,9 @@
 //! [`Gateway`]: opengateway::Gateway
 
 pub mod admin;
+pub mod admin_keys;
+pub mod auth;
+pub mod embeddings;
 pub mod error;
 pub mod messages;
 pub mod responses;

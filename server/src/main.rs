@@ -1,4 +1,5 @@
-//! `opengateway`: the command line — `serve` runs the OpenAI-compatible gateway.
+//! `opengateway`: the command line — `serve` runs the OpenAI-compatible gateway; `keys`,
+//! `usage` and `models` read and change the store it uses.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -35,6 +36,51 @@ enum Command {
     Models,
     /// Print usage and cost totals from the ledger in the store (`server.database`).
     Usage(UsageArgs),
+    /// Manage the API keys in the store (`server.database`), which a running server reads on
+    /// every request.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum KeysCommand {
+    /// Create a key and print it (the only time it is shown).
+    Create {
+        /// A name to recognise the key by.
+        #[arg(long)]
+        name: String,
+        /// Spending cap in USD, platform fee included.
+        #[arg(long)]
+        budget_usd: Option<f64>,
+        /// When the budget starts again from zero: total (never, the default), day or month.
+        #[arg(long)]
+        budget_period: Option<String>,
+        /// Requests per minute.
+        #[arg(long)]
+        rpm: Option<u64>,
+        /// Tokens per minute (prompt and completion).
+        #[arg(long)]
+        tpm: Option<u64>,
+        /// Models the key may use, comma-separated: provider/model, provider/*, alias names.
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
+        /// Print JSON (the key's record and `secret`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the keys: name, prefix, limits, spend, created, last used, revoked.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id: refused from the server's next request on; its usage stays.
+    Revoke {
+        /// The key's id (`key_…`).
+        id: String,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -68,6 +114,7 @@ pub(crate) struct UsageArgs {
     json: bool,
 }
 
+mod keys;
 mod usage;
 
 fn main() -> ExitCode {
@@ -96,6 +143,9 @@ fn main() -> ExitCode {
         Command::Models => load_config(&cli.config).and_then(|config| print_models(&config)),
         Command::Usage(args) => {
             load_config(&cli.config).and_then(|config| usage::print(&config, &args))
+        }
+        Command::Keys { command } => {
+            load_config(&cli.config).and_then(|config| keys::run(&config, &command))
         }
     };
     match result {

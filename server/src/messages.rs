@@ -4,12 +4,11 @@
 //! errors (`{"type": "error", "error": {"type", "message"}}`, with the same statuses as the
 //! OpenAI endpoints).
 //!
-//! Anthropic clients send `x-api-key` and `anthropic-version`; both are accepted and ignored in
-//! this version, whose only auth mode is `server.auth: none`. When API keys arrive, `x-api-key`
-//! carries the `ogw_` key for Anthropic-shaped clients.
+//! Anthropic clients send `x-api-key` and `anthropic-version`: `x-api-key` carries the `ogw_`
+//! key (checked by [`crate::auth`], whose refusals here are Anthropic-shaped too);
+//! `anthropic-version` is accepted and ignored.
 
 use std::convert::Infallible;
-use std::time::Instant;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -23,7 +22,7 @@ use opengateway::inbound::anthropic::{MessagesRequest, MessagesStream, anthropic
 use opengateway::{CallContext, Error};
 
 use crate::error::error_headers;
-use crate::routes::{AppState, attempts_summary, call_context, parse_json, route_headers};
+use crate::routes::{AppState, call_context, parse_json, route_headers};
 
 /// The handler of `POST /v1/messages`.
 pub(crate) async fn messages(
@@ -31,40 +30,26 @@ pub(crate) async fn messages(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let started = Instant::now();
     let request: MessagesRequest = match parse_json(&headers, body) {
         Ok(request) => request,
         Err(e) => return anthropic_error(e.0),
     };
-    let model = request.model.clone();
     let context = call_context(&headers);
+    // The core logs one line per accepted request when it ends (`opengateway::request`).
     let result = if request.stream == Some(true) {
-        stream(&state, request, &context, &model, started).await
+        stream(&state, request, &context).await
     } else {
-        complete(&state, request, &context, &model, started).await
+        complete(&state, request, &context).await
     };
-    result.unwrap_or_else(|e| {
-        tracing::warn!(
-            model = %model, status = e.status(), attempts = %attempts_summary(e.attempts()),
-            latency_ms = started.elapsed().as_millis() as u64, error = %e, "messages failed"
-        );
-        anthropic_error(e)
-    })
+    result.unwrap_or_else(anthropic_error)
 }
 
 async fn complete(
     state: &AppState,
     request: MessagesRequest,
     context: &CallContext,
-    model: &str,
-    started: Instant,
 ) -> Result<Response, Error> {
     let answer = state.gateway.messages_with(request, context).await?;
-    tracing::info!(
-        request_id = %answer.request_id, model = %model, provider = %answer.route.provider, upstream_model = %answer.route.model,
-        attempts = %attempts_summary(&answer.route.attempts), latency_ms = started.elapsed().as_millis() as u64,
-        "messages completed"
-    );
     let mut response = Json(&answer.response).into_response();
     route_headers(&answer.route, &answer.request_id, response.headers_mut());
     // Without usage from the provider there is no cost to state.
@@ -80,18 +65,11 @@ async fn stream(
     state: &AppState,
     request: MessagesRequest,
     context: &CallContext,
-    model: &str,
-    started: Instant,
 ) -> Result<Response, Error> {
     let stream = state.gateway.messages_stream_with(request, context).await?;
     let route = stream.route().clone();
     let request_id = stream.request_id().to_owned();
-    tracing::info!(
-        request_id = %request_id, model = %model, provider = %route.provider, upstream_model = %route.model,
-        attempts = %attempts_summary(&route.attempts), first_chunk_ms = started.elapsed().as_millis() as u64,
-        "messages stream started"
-    );
-    let mut response = Sse::new(sse_events(stream, model.to_owned(), started))
+    let mut response = Sse::new(sse_events(stream))
         .keep_alive(KeepAlive::default())
         .into_response();
     route_headers(&route, &request_id, response.headers_mut());
@@ -101,13 +79,8 @@ async fn stream(
 /// Each Anthropic event as `event: <name>` + `data: <json>`. The stream ends after
 /// `message_stop`, or after an `error` event when the provider failed mid-way (no `[DONE]` in
 /// this dialect).
-fn sse_events(
-    stream: MessagesStream,
-    model: String,
-    started: Instant,
-) -> impl Stream<Item = Result<Event, Infallible>> {
+fn sse_events(stream: MessagesStream) -> impl Stream<Item = Result<Event, Infallible>> {
     futures_util::stream::unfold(Some(stream), move |state| {
-        let model = model.clone();
         async move {
             let mut stream = state?;
             let event = match stream.next().await? {
@@ -115,16 +88,6 @@ fn sse_events(
                 // Not produced today (failures arrive as `error` events); kept total.
                 Err(e) => opengateway::inbound::anthropic::AnthropicEvent::error(&e),
             };
-            if event.name == "error" {
-                let error = stream
-                    .error()
-                    .map(ToString::to_string)
-                    .unwrap_or_else(|| event.data.to_string());
-                tracing::warn!(
-                    model = %model, error = %error, after_ms = started.elapsed().as_millis() as u64,
-                    "messages stream failed after it started"
-                );
-            }
             let sse = Event::default()
                 .event(event.name)
                 .data(event.data.to_string());
@@ -134,7 +97,7 @@ fn sse_events(
 }
 
 /// An error as Anthropic shapes it, with the status and headers of the OpenAI endpoints.
-fn anthropic_error(err: Error) -> Response {
+pub(crate) fn anthropic_error(err: Error) -> Response {
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, Json(anthropic_error_body(&err))).into_response();
     error_headers(&err, response.headers_mut());

@@ -4,7 +4,6 @@
 //! like the data's `type`) and OpenAI-shaped errors.
 
 use std::convert::Infallible;
-use std::time::Instant;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -18,7 +17,7 @@ use opengateway::inbound::responses::{ResponsesRequest, ResponsesStream};
 use opengateway::{CallContext, Error};
 
 use crate::error::ApiError;
-use crate::routes::{AppState, attempts_summary, call_context, parse_json, route_headers};
+use crate::routes::{AppState, call_context, parse_json, route_headers};
 
 /// The handler of `POST /v1/responses`.
 pub(crate) async fn responses(
@@ -26,37 +25,22 @@ pub(crate) async fn responses(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
     let request: ResponsesRequest = parse_json(&headers, body)?;
-    let model = request.model.clone();
     let context = call_context(&headers);
     let result = if request.stream == Some(true) {
-        stream(&state, request, &context, &model, started).await
+        stream(&state, request, &context).await
     } else {
-        complete(&state, request, &context, &model, started).await
+        complete(&state, request, &context).await
     };
-    result.map_err(|e| {
-        tracing::warn!(
-            model = %model, status = e.status(), attempts = %attempts_summary(e.attempts()),
-            latency_ms = started.elapsed().as_millis() as u64, error = %e, "responses failed"
-        );
-        ApiError(e)
-    })
+    result.map_err(ApiError)
 }
 
 async fn complete(
     state: &AppState,
     request: ResponsesRequest,
     context: &CallContext,
-    model: &str,
-    started: Instant,
 ) -> Result<Response, Error> {
     let answer = state.gateway.responses_with(request, context).await?;
-    tracing::info!(
-        request_id = %answer.request_id, model = %model, provider = %answer.route.provider, upstream_model = %answer.route.model,
-        attempts = %attempts_summary(&answer.route.attempts), latency_ms = started.elapsed().as_millis() as u64,
-        "responses completed"
-    );
     let mut response = Json(&answer.response).into_response();
     route_headers(&answer.route, &answer.request_id, response.headers_mut());
     // Without usage from the provider there is no cost to state.
@@ -75,8 +59,6 @@ async fn stream(
     state: &AppState,
     request: ResponsesRequest,
     context: &CallContext,
-    model: &str,
-    started: Instant,
 ) -> Result<Response, Error> {
     let stream = state
         .gateway
@@ -84,12 +66,7 @@ async fn stream(
         .await?;
     let route = stream.route().clone();
     let request_id = stream.request_id().to_owned();
-    tracing::info!(
-        request_id = %request_id, model = %model, provider = %route.provider, upstream_model = %route.model,
-        attempts = %attempts_summary(&route.attempts), first_chunk_ms = started.elapsed().as_millis() as u64,
-        "responses stream started"
-    );
-    let mut response = Sse::new(sse_events(stream, model.to_owned(), started))
+    let mut response = Sse::new(sse_events(stream))
         .keep_alive(KeepAlive::default())
         .into_response();
     route_headers(&route, &request_id, response.headers_mut());
@@ -98,37 +75,19 @@ async fn stream(
 
 /// Each event as `event: <type>` + `data: <json>`. The stream ends after the terminal event
 /// (`response.completed`, `response.incomplete` or `response.failed`) or after an `error`
-/// event; the Responses API has no `[DONE]`.
-fn sse_events(
-    stream: ResponsesStream,
-    model: String,
-    started: Instant,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures_util::stream::unfold(Some(stream), move |state| {
-        let model = model.clone();
-        async move {
-            let mut stream = state?;
-            let event = stream.next().await?;
-            let event = match event {
-                Ok(event) => event,
-                // Not produced today (failures arrive as `error` events); kept total.
-                Err(e) => {
-                    let data = serde_json::json!({"type": "error", "code": null, "message": e.message(), "param": e.param(), "sequence_number": 0});
-                    opengateway::inbound::responses::ResponsesEvent::from_value(&data)
-                }
-            };
-            if event.name == "error" {
-                let error = stream
-                    .error()
-                    .map(ToString::to_string)
-                    .unwrap_or_else(|| event.data.clone());
-                tracing::warn!(
-                    model = %model, error = %error, after_ms = started.elapsed().as_millis() as u64,
-                    "responses stream failed after it started"
-                );
+/// event; the Responses API has no `[DONE]`. The core logs how the request ended.
+fn sse_events(stream: ResponsesStream) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures_util::stream::unfold(Some(stream), move |state| async move {
+        let mut stream = state?;
+        let event = match stream.next().await? {
+            Ok(event) => event,
+            // Not produced today (failures arrive as `error` events); kept total.
+            Err(e) => {
+                let data = serde_json::json!({"type": "error", "code": null, "message": e.message(), "param": e.param(), "sequence_number": 0});
+                opengateway::inbound::responses::ResponsesEvent::from_value(&data)
             }
-            let sse = Event::default().event(event.name).data(event.data);
-            Some((Ok(sse), Some(stream)))
-        }
+        };
+        let sse = Event::default().event(event.name).data(event.data);
+        Some((Ok(sse), Some(stream)))
     })
 }

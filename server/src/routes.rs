@@ -1,7 +1,6 @@
 //! HTTP routes: OpenAI-compatible endpoints that hand every request to the core gateway.
 
 use std::convert::Infallible;
-use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -14,6 +13,7 @@ use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use opengateway::types::ChatCompletionRequest;
 use opengateway::{CallContext, ErrorKind, Gateway, Route};
+use std::sync::Arc;
 
 use crate::error::ApiError;
 
@@ -22,23 +22,48 @@ use crate::error::ApiError;
 pub struct AppState {
     /// The core gateway.
     pub gateway: Gateway,
+    /// The API keys of the store (`server.database`).
+    pub keys: Arc<crate::auth::Keys>,
 }
 
 /// The server's router: OpenAI-compatible endpoints, a body limit and OpenAI-shaped 404/405s.
 pub fn app(gateway: Gateway) -> Router {
     let max_body = gateway.config().server.max_body_bytes;
+    let state = AppState {
+        keys: Arc::new(crate::auth::Keys::new(gateway.config())),
+        gateway,
+    };
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/messages", post(crate::messages::messages))
         .route("/v1/responses", post(crate::responses::responses))
+        .route("/v1/embeddings", post(crate::embeddings::embeddings))
         .route("/v1/models", get(list_models))
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/admin/usage", get(crate::admin::usage))
         .route("/admin/requests", get(crate::admin::requests))
+        .route("/admin/requests/{id}", get(crate::admin::request))
+        .route(
+            "/admin/keys",
+            post(crate::admin_keys::create).get(crate::admin_keys::list),
+        )
+        .route(
+            "/admin/keys/{id}",
+            get(crate::admin_keys::get)
+                .patch(crate::admin_keys::update)
+                .delete(crate::admin_keys::revoke),
+        )
+        .route("/admin/keys/{id}/revoke", post(crate::admin_keys::revoke))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
-        .with_state(AppState { gateway })
+        // Over every route, so any `/v1/` endpoint is behind the keys (see `auth`).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_key,
+        ))
+        .with_state(state)
 }
 
 async fn not_found(uri: http::Uri) -> ApiError {
@@ -95,24 +120,9 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     opengateway::types::from_json(&body).map_err(ApiError)
 }
 
-/// Every attempt in one log field: `openai/gpt-4o:503 (12 ms), anthropic/claude:200 (340 ms)`.
-pub(crate) fn attempts_summary(attempts: &[opengateway::Attempt]) -> String {
-    attempts
-        .iter()
-        .map(|a| {
-            let outcome = match (a.status, &a.error_type) {
-                (Some(status), _) => status.to_string(),
-                (None, Some(kind)) => kind.clone(),
-                (None, None) => "?".to_owned(),
-            };
-            format!("{}/{}:{outcome} ({} ms)", a.provider, a.model, a.latency_ms)
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Who a request is for: tags from `x-opengateway-tags` (comma-separated); the user comes
-/// from the body's `user`. API keys, when they arrive, set the key here, never the client.
+/// from the body's `user`; the key and its limits from the authentication layer, never from
+/// the client.
 pub(crate) fn call_context(headers: &HeaderMap) -> CallContext {
     let tags = headers
         .get_all("x-opengateway-tags")
@@ -123,8 +133,12 @@ pub(crate) fn call_context(headers: &HeaderMap) -> CallContext {
         .filter(|t| !t.is_empty())
         .map(str::to_owned)
         .collect();
+    let key = crate::auth::current_key();
     CallContext {
         tags,
+        limits: key.as_ref().map(|k| k.limits.clone()),
+        key_label: key.as_ref().map(|k| k.prefix.clone()),
+        key: key.map(|k| k.id),
         ..Default::default()
     }
 }
@@ -151,43 +165,20 @@ async fn chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
     let request: ChatCompletionRequest = parse_json(&headers, body)?;
-    let model = request.model.clone();
     let context = call_context(&headers);
+    // The core logs one line per accepted request when it ends (`opengateway::request`).
     if request.stream == Some(true) {
-        let stream = state
-            .gateway
-            .chat_stream_with(request, &context)
-            .await
-            .inspect_err(|e| {
-                log_failure(&model, e, started);
-            })?;
+        let stream = state.gateway.chat_stream_with(request, &context).await?;
         let route = stream.route().clone();
         let request_id = stream.request_id().to_owned();
-        tracing::info!(
-            request_id = %request_id, model = %model, provider = %route.provider, upstream_model = %route.model,
-            attempts = %attempts_summary(&route.attempts), first_chunk_ms = started.elapsed().as_millis() as u64,
-            "chat stream started"
-        );
-        let mut response = Sse::new(sse_events(stream, model, started))
+        let mut response = Sse::new(sse_events(stream))
             .keep_alive(KeepAlive::default())
             .into_response();
         route_headers(&route, &request_id, response.headers_mut());
         return Ok(response);
     }
-    let answer = state
-        .gateway
-        .chat_with(request, &context)
-        .await
-        .inspect_err(|e| {
-            log_failure(&model, e, started);
-        })?;
-    tracing::info!(
-        request_id = %answer.request_id, model = %model, provider = %answer.route.provider, upstream_model = %answer.route.model,
-        attempts = %attempts_summary(&answer.route.attempts), latency_ms = started.elapsed().as_millis() as u64,
-        "chat completed"
-    );
+    let answer = state.gateway.chat_with(request, &context).await?;
     let mut response = axum::Json(&answer.response).into_response();
     route_headers(&answer.route, &answer.request_id, response.headers_mut());
     // Without usage from the provider there is no cost to state.
@@ -199,49 +190,43 @@ async fn chat_completions(
     Ok(response)
 }
 
-fn log_failure(model: &str, e: &opengateway::Error, started: Instant) {
-    tracing::warn!(
-        model = %model, status = e.status(), attempts = %attempts_summary(e.attempts()),
-        latency_ms = started.elapsed().as_millis() as u64, error = %e, "chat failed"
-    );
-}
-
 /// Chunks as SSE `data:` events, then `[DONE]`. An error after the stream started becomes one
 /// `data: {"error": ...}` event (what OpenAI's SDKs raise on) and ends the stream without
 /// `[DONE]`, so no client mistakes a broken answer for a complete one.
-fn sse_events(
-    stream: opengateway::ChatStream,
-    model: String,
-    started: Instant,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures_util::stream::unfold(Some(stream), move |state| {
-        let model = model.clone();
-        async move {
-            let mut stream = state?;
-            let event = match stream.next().await {
-                Some(Ok(chunk)) => match serde_json::to_string(&chunk) {
-                    Ok(json) => return Some((Ok(Event::default().data(json)), Some(stream))),
-                    Err(e) => opengateway::Error::new(
-                        ErrorKind::InternalServer,
-                        format!("cannot encode a stream chunk: {e}"),
-                    ),
-                },
-                Some(Err(e)) => e,
-                None => return Some((Ok(Event::default().data("[DONE]")), None)),
-            };
-            tracing::warn!(
-                model = %model, error = %event, after_ms = started.elapsed().as_millis() as u64,
-                "chat stream failed after it started"
-            );
-            let json = serde_json::to_string(&event.to_body()).unwrap_or_default();
-            Some((Ok(Event::default().data(json)), None))
-        }
+fn sse_events(stream: opengateway::ChatStream) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures_util::stream::unfold(Some(stream), move |state| async move {
+        let mut stream = state?;
+        let event = match stream.next().await {
+            Some(Ok(chunk)) => match serde_json::to_string(&chunk) {
+                Ok(json) => return Some((Ok(Event::default().data(json)), Some(stream))),
+                Err(e) => opengateway::Error::new(
+                    ErrorKind::InternalServer,
+                    format!("cannot encode a stream chunk: {e}"),
+                ),
+            },
+            Some(Err(e)) => e,
+            None => return Some((Ok(Event::default().data("[DONE]")), None)),
+        };
+        let json = serde_json::to_string(&event.to_body()).unwrap_or_default();
+        Some((Ok(Event::default().data(json)), None))
     })
 }
 
-async fn list_models(State(state): State<AppState>) -> Response {
-    let data = state.gateway.list_models().await;
+async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let data = state.gateway.list_models_for(&call_context(&headers)).await;
     axum::Json(serde_json::json!({ "object": "list", "data": data })).into_response()
+}
+
+/// `GET /metrics`: Prometheus metrics (OpenMetrics text), open like `/health`.
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(opengateway::metrics::CONTENT_TYPE),
+        )],
+        state.gateway.metrics(),
+    )
+        .into_response()
 }
 
 async fn health(State(state): State<AppState>) -> Response {

@@ -52,16 +52,21 @@ pub async fn start(mut config: Config, listen: Option<String>) -> Result<Running
         config.server.listen = listen;
     }
     let addr = config.server.listen_addr().map_err(|e| e.to_string())?;
-    if config.server.auth == AuthMode::Keys {
-        return Err(
-            "server.auth is `keys` (the default), but API keys arrive with gateway mode and are not available in this version yet. \
-             To serve without authentication, set it explicitly in the config:  server: { auth: none }"
-                .to_owned(),
-        );
-    }
     let db_path = config.server.sqlite_path().map_err(|e| e.to_string())?;
     let (_store, schema) = opengateway::store::open(&db_path).map_err(|e| e.to_string())?;
     tracing::info!(path = %db_path.display(), schema, "store ready");
+    if config.server.auth == AuthMode::Keys {
+        // Fail at start, not on the first request, when the key table cannot be read.
+        let keys = opengateway::keys::KeyStore::open(&db_path).map_err(|e| e.to_string())?;
+        let active = keys.active_count().map_err(|e| e.to_string())?;
+        if active == 0 {
+            tracing::warn!(
+                "API keys are required (server.auth: keys) and there are none yet: create one with `opengateway keys create --name NAME`"
+            );
+        } else {
+            tracing::info!(active, "API keys are required (server.auth: keys)");
+        }
+    }
 
     // The usage ledger lives in the server's store unless the config puts it elsewhere; the
     // gateway creates and migrates it, and marks requests a killed server left open.
@@ -75,9 +80,11 @@ pub async fn start(mut config: Config, listen: Option<String>) -> Result<Running
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::warn!(
-        "authentication is OFF (server.auth: none): anyone who can reach http://{local} can use the configured providers"
-    );
+    if config.server.auth == AuthMode::None {
+        tracing::warn!(
+            "authentication is OFF (server.auth: none): anyone who can reach http://{local} can use the configured providers"
+        );
+    }
     let example_model = example_model(&gateway);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

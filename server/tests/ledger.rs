@@ -245,7 +245,7 @@ async fn usage_cli_totals_by_model_user_and_tag() {
         ]
     );
 
-    // Keys arrive with gateway mode: with auth off every request is keyless.
+    // With auth off every request is keyless.
     let by_key = usage_json(&config, "key");
     assert_eq!(by_key.len(), 1);
     assert_eq!(by_key[0]["group"]["key"], Value::Null);

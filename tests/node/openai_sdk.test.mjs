@@ -312,6 +312,34 @@ describe('opengateway through the openai npm package', () => {
     assert.match(body.error.message, /JSON/);
   });
 
+  test('embeddings: the SDK default (base64) decodes to the float form', { timeout: 30_000 }, async () => {
+    const input = ['alpha beta', 'gamma'];
+    // The npm package asks for base64 and decodes it to numbers itself.
+    const decoded = await client.embeddings.create({ model: 'mock/text-embedding-3-small', input, dimensions: 12 });
+    const plain = await client.embeddings.create({
+      model: 'mock/text-embedding-3-small',
+      input,
+      dimensions: 12,
+      encoding_format: 'float',
+    });
+    assert.equal(decoded.object, 'list');
+    assert.equal(decoded.data.length, 2);
+    for (let i = 0; i < 2; i++) {
+      assert.equal(decoded.data[i].index, i);
+      assert.equal(decoded.data[i].embedding.length, 12);
+      decoded.data[i].embedding.forEach((v, j) => assert.ok(Math.abs(v - plain.data[i].embedding[j]) < 1e-7));
+    }
+    assert.equal(decoded.usage.prompt_tokens, 5);
+    assert.equal(decoded.usage.total_tokens, 5);
+    assert.equal(decoded.provider, 'mock');
+    assert.equal(typeof decoded.usage.cost, 'number');
+
+    await assert.rejects(
+      client.embeddings.create({ model: 'mock/text-embedding-3-small', input: ['ok', ''] }),
+      (e) => e instanceof OpenAI.BadRequestError && e.status === 400 && e.param === 'input[1]',
+    );
+  });
+
   test('the gateway still answers after the errors', { timeout: 30_000 }, async () => {
     assert.equal(gateway.child.exitCode, null);
     const data = await client.chat.completions.create({

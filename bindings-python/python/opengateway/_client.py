@@ -1,5 +1,6 @@
 """The in-process gateway: ``Gateway`` (blocking) and ``AsyncGateway`` (asyncio), with the
-official SDKs' call shapes (``gw.chat.completions.create``, ``gw.messages.create``)."""
+official SDKs' call shapes (``gw.chat.completions.create``, ``gw.messages.create``,
+``gw.embeddings.create``)."""
 
 from __future__ import annotations
 
@@ -219,15 +220,29 @@ class AsyncStream(_StreamBase):
         self._native.close()
 
 
-class _Embeddings:
-    """``embeddings.create``: not available in this version."""
+EmbeddingInput = Union[str, list[str], list[int], list[list[int]]]
 
-    def create(self, **params: Any) -> Any:
-        """Not available yet: the core has no embeddings API in this version."""
-        raise NotImplementedError(
-            "opengateway: embeddings are not available in this version of the core "
-            "(chat completions and messages are); they arrive with a later release"
-        )
+
+def _embeddings_request(
+    model: str,
+    input: EmbeddingInput,
+    encoding_format: Literal["float", "base64"] | None,
+    dimensions: int | None,
+    user: str | None,
+    models: list[str] | None,
+    timeout: float | None,
+    tags: Iterable[str] | None,
+    extra_body: dict[str, Any] | None,
+) -> tuple[bytes, str | None]:
+    fields = {
+        "model": model,
+        "input": input,
+        "encoding_format": encoding_format,
+        "dimensions": dimensions,
+        "user": user,
+        "models": models,
+    }
+    return _request(fields, {}, timeout, tags, extra_body)
 
 
 class _Base:
@@ -235,7 +250,6 @@ class _Base:
 
     def __init__(self, config: ConfigArg = None) -> None:
         self._native = _native.NativeGateway(*_config_args(config))
-        self.embeddings = _Embeddings()
 
     def _usage(self, by: str | Iterable[str] | None, filters: dict[str, Any]) -> list[Object]:
         query = json.dumps({"group_by": _group_by(by), **filters})
@@ -376,6 +390,35 @@ class _Messages:
         return _answer(self._native.messages(body, context))
 
 
+class _Embeddings:
+    """``embeddings`` of :class:`Gateway`: OpenAI's embeddings API, any embeddings provider
+    behind it."""
+
+    def __init__(self, native: _native.NativeGateway) -> None:
+        self._native = native
+
+    def create(
+        self,
+        *,
+        model: str,
+        input: EmbeddingInput,
+        encoding_format: Literal["float", "base64"] | None = None,
+        dimensions: int | None = None,
+        user: str | None = None,
+        models: list[str] | None = None,
+        timeout: float | None = None,
+        tags: Iterable[str] | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> Response:
+        """Embeddings (OpenAI shape: ``resp.data[i].embedding``) routed by the gateway, in the
+        ``encoding_format`` asked (``float`` by default, whatever the provider sends).
+        ``models`` are fallbacks, ``timeout`` is in seconds, ``tags`` label the usage record."""
+        body, context = _embeddings_request(
+            model, input, encoding_format, dimensions, user, models, timeout, tags, extra_body
+        )
+        return _answer(self._native.embeddings(body, context))
+
+
 class Gateway(_Base):
     """The gateway in this process, blocking calls (the GIL is released while they wait).
 
@@ -388,6 +431,7 @@ class Gateway(_Base):
         super().__init__(config)
         self.chat = _Chat(self._native)
         self.messages = _Messages(self._native)
+        self.embeddings = _Embeddings(self._native)
 
     def usage(
         self,
@@ -548,6 +592,32 @@ class _AsyncMessages:
         return _answer(await self._native.messages_async(body, context))
 
 
+class _AsyncEmbeddings:
+    """``embeddings`` of :class:`AsyncGateway`."""
+
+    def __init__(self, native: _native.NativeGateway) -> None:
+        self._native = native
+
+    async def create(
+        self,
+        *,
+        model: str,
+        input: EmbeddingInput,
+        encoding_format: Literal["float", "base64"] | None = None,
+        dimensions: int | None = None,
+        user: str | None = None,
+        models: list[str] | None = None,
+        timeout: float | None = None,
+        tags: Iterable[str] | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> Response:
+        """:meth:`Gateway.embeddings.create` for asyncio."""
+        body, context = _embeddings_request(
+            model, input, encoding_format, dimensions, user, models, timeout, tags, extra_body
+        )
+        return _answer(await self._native.embeddings_async(body, context))
+
+
 class AsyncGateway(_Base):
     """The gateway in this process for asyncio: every call is awaitable (see :class:`Gateway`
     for ``config``)."""
@@ -556,6 +626,7 @@ class AsyncGateway(_Base):
         super().__init__(config)
         self.chat = _AsyncChat(self._native)
         self.messages = _AsyncMessages(self._native)
+        self.embeddings = _AsyncEmbeddings(self._native)
 
     async def usage(
         self,

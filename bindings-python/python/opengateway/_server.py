@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from typing import TYPE_CHECKING, Callable
 
 from opengateway import _native
@@ -46,20 +48,38 @@ class Server:
         self.stop()
 
 
+class _Terminated(BaseException):
+    """SIGTERM arrived: stop gracefully, like ``opengateway serve`` does."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def serve(
     config: ConfigArg = None,
     *,
     listen: str | None = None,
     ready: Callable[[Server], object] | None = None,
 ) -> None:
-    """Runs the gateway's HTTP server until Ctrl-C, printing
-    ``opengateway listening on http://ADDR`` first, as ``opengateway serve`` does. ``ready``
-    is called with the running :class:`Server` (its exception stops the server and is raised)."""
+    """Runs the gateway's HTTP server until Ctrl-C (KeyboardInterrupt is re-raised) or SIGTERM
+    (returns), printing ``opengateway listening on http://ADDR`` first, as ``opengateway serve``
+    does; either way requests in flight finish and their usage records are written first.
+    ``ready`` is called with the running :class:`Server` (its exception stops the server and is
+    raised)."""
+    # Without a handler SIGTERM would kill the interpreter mid-request, losing records; only
+    # the main thread may install one.
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
     server = Server(config, listen=listen)
     try:
         server._native.print_banner()
         if ready is not None:
             ready(server)
         server.wait()
+    except _Terminated:
+        pass
     finally:
         server.stop()
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

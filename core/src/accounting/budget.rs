@@ -261,6 +261,26 @@ impl Budgets {
         Ok(())
     }
 
+    /// Makes the budget named `name` be `rule` (or absent), touching nothing when it already
+    /// is: unlike [`Budgets::set`], an unchanged rule keeps its accounts and the holds of
+    /// requests in flight. Used per request for the budget stored with an API key.
+    pub fn sync(&self, name: &str, rule: Option<BudgetConfig>) -> Result<(), Error> {
+        {
+            let rules = self.rules.read().unwrap_or_else(PoisonError::into_inner);
+            let current = rules.iter().find(|r| r.display_name() == name);
+            if current == rule.as_ref() {
+                return Ok(());
+            }
+        }
+        match rule {
+            Some(rule) => self.set(rule),
+            None => {
+                self.remove(name);
+                Ok(())
+            }
+        }
+    }
+
     /// Removes the budget with this name; whether there was one.
     pub fn remove(&self, name: &str) -> bool {
         let mut rules = self.rules.write().unwrap_or_else(PoisonError::into_inner);

@@ -7,6 +7,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
+use super::bodies::RequestBodies;
 use super::query::{UsageFilter, UsageQuery, UsageTotals};
 use super::record::{RecordStatus, UsageRecord};
 use super::sink::{LedgerError, LedgerSink, MemorySink};
@@ -18,8 +19,15 @@ type Ack = Box<dyn FnOnce(Result<(), LedgerError>) + Send>;
 
 enum Op {
     Write(Box<UsageRecord>, Option<Ack>),
+    /// Bodies of a record queued before them (`server.log_bodies`).
+    Bodies(Box<RequestBodies>),
+    /// Delete what started before this Unix millisecond (retention).
+    Purge(i64),
     Flush(Ack),
 }
+
+/// How often retention deletes expired records after the first time (at start).
+const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Most records written in one batch (one transaction in SQLite).
 const MAX_BATCH: usize = 1024;
@@ -39,6 +47,8 @@ struct Inner {
     durable: bool,
     ops: Mutex<Sender<Op>>,
     hooks: Arc<Hooks>,
+    /// Stops the retention thread when the ledger goes (its receiver sees the sender dropped).
+    retention: Mutex<Option<Sender<()>>>,
 }
 
 type HookList = Arc<RwLock<Vec<RequestEndHook>>>;
@@ -92,6 +102,7 @@ impl Ledger {
                 instance,
                 ops: Mutex::new(tx),
                 hooks,
+                retention: Mutex::new(None),
             }),
         }
     }
@@ -140,6 +151,65 @@ impl Ledger {
         let id = record.id.clone();
         if let Err(e) = self.send(Op::Write(Box::new(record), None)) {
             tracing::error!(request_id = %id, error = %e, "a settled record could not be queued");
+        }
+    }
+
+    /// Queues the bodies of a request whose record was queued before (`server.log_bodies`).
+    pub fn store_bodies(&self, bodies: RequestBodies) {
+        let id = bodies.id.clone();
+        if let Err(e) = self.send(Op::Bodies(Box::new(bodies))) {
+            tracing::error!(request_id = %id, error = %e, "request bodies could not be queued");
+        }
+    }
+
+    /// The record with this id, after a flush.
+    pub fn record(&self, id: &str) -> Result<Option<UsageRecord>, LedgerError> {
+        self.flush();
+        self.inner.sink.record(id)
+    }
+
+    /// The bodies kept for a request (only with `server.log_bodies`), after a flush.
+    pub fn bodies(&self, id: &str) -> Result<Option<RequestBodies>, LedgerError> {
+        self.flush();
+        self.inner.sink.bodies(id)
+    }
+
+    /// Queues the deletion of every record (and its bodies) older than `days` days.
+    pub fn purge_older_than(&self, days: u32) {
+        let cutoff = super::now_ms().saturating_sub(i64::from(days) * 86_400_000);
+        if let Err(e) = self.send(Op::Purge(cutoff)) {
+            tracing::error!(error = %e, "the ledger's retention could not be queued");
+        }
+    }
+
+    /// Keeps records for `days` days: deletes older ones now (queued before any later write,
+    /// so a [`Ledger::flush`] after this call sees them gone) and then every hour, on a thread
+    /// that ends with the ledger. Calling it again replaces the previous period.
+    pub fn set_retention(&self, days: u32) {
+        self.purge_older_than(days);
+        let (stop, stopped) = mpsc::channel::<()>();
+        let ledger = Arc::downgrade(&self.inner);
+        let spawned = std::thread::Builder::new()
+            .name("ogw-retention".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(PURGE_INTERVAL)
+                {
+                    match ledger.upgrade() {
+                        Some(inner) => Ledger { inner }.purge_older_than(days),
+                        None => break,
+                    }
+                }
+            });
+        match spawned {
+            Ok(_) => {
+                *self
+                    .inner
+                    .retention
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(stop);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot start the ledger's retention thread"),
         }
     }
 
@@ -215,6 +285,8 @@ pub fn new_instance_id() -> String {
 fn write_loop(rx: Receiver<Op>, sink: &dyn LedgerSink, hooks: &Hooks) {
     while let Ok(first) = rx.recv() {
         let mut batch: Vec<UsageRecord> = Vec::new();
+        let mut bodies: Vec<RequestBodies> = Vec::new();
+        let mut purge: Option<i64> = None;
         let mut acks: Vec<Ack> = Vec::new();
         let mut next = Some(first);
         while let Some(op) = next.take() {
@@ -223,9 +295,12 @@ fn write_loop(rx: Receiver<Op>, sink: &dyn LedgerSink, hooks: &Hooks) {
                     batch.push(*record);
                     acks.extend(ack);
                 }
+                Op::Bodies(b) => bodies.push(*b),
+                Op::Purge(cutoff) => purge = Some(cutoff),
                 Op::Flush(ack) => acks.push(ack),
             }
-            if batch.len() < MAX_BATCH {
+            // A purge ends the batch: what was queued after it must survive it.
+            if batch.len() < MAX_BATCH && purge.is_none() {
                 next = rx.try_recv().ok();
             }
         }
@@ -233,6 +308,19 @@ fn write_loop(rx: Receiver<Op>, sink: &dyn LedgerSink, hooks: &Hooks) {
         if let Err(e) = &result {
             let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
             tracing::error!(error = %e, records = ?ids, "usage records could not be written");
+        }
+        if !bodies.is_empty()
+            && let Err(e) = sink.write_bodies(&bodies)
+        {
+            let ids: Vec<&str> = bodies.iter().map(|b| b.id.as_str()).collect();
+            tracing::error!(error = %e, records = ?ids, "request bodies could not be written");
+        }
+        if let Some(cutoff) = purge {
+            match sink.purge_before(cutoff) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(records = n, "ledger retention deleted expired records"),
+                Err(e) => tracing::error!(error = %e, "ledger retention failed"),
+            }
         }
         for ack in acks {
             ack(result.clone());

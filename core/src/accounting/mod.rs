@@ -2,10 +2,13 @@
 //! settled when it ends, with its tokens and cost; budgets reserve a request's worst case before
 //! it goes upstream; totals are asked of the ledger.
 
+mod bodies;
 mod budget;
 mod ledger;
+mod limits;
 mod query;
 mod record;
+pub mod request_log;
 mod sink;
 mod sqlite;
 pub mod tokens;
@@ -15,15 +18,19 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+pub use bodies::RequestBodies;
 pub use budget::{BudgetConfig, BudgetPeriod, BudgetScope, BudgetStatus, Budgets};
 pub(crate) use budget::{Charge, Reservation};
 pub use ledger::{Ledger, RequestEndHook, new_instance_id};
+pub(crate) use limits::LimitHold;
+pub use limits::{LimitStatus, RateLimitStatus, RateLimits, format_duration};
 pub use query::{GroupBy, UsageFilter, UsageQuery, UsageTotals, aggregate};
 pub use record::{RecordStatus, TokenCounts, UsageRecord};
 pub use sink::{DEFAULT_MEMORY_RECORDS, LedgerError, LedgerSink, MemorySink};
 pub use sqlite::SqliteSink;
 
 use crate::error::{Attempt, Error};
+use crate::metrics::Metrics;
 use crate::pricing::{Cost, PriceTag};
 use crate::types::Usage;
 
@@ -38,6 +45,12 @@ pub struct CallContext {
     pub user: Option<String>,
     /// Labels to total by; added to the request's `metadata.tags`.
     pub tags: Vec<String>,
+    /// Display prefix of the key, for logs (never the whole key; not stored in the ledger).
+    pub key_label: Option<String>,
+    /// The limits of `key` (rate, budget, models), enforced when a request is accepted; set by
+    /// the server from the key store, never by a caller's data.
+    #[serde(skip)]
+    pub limits: Option<crate::keys::KeyLimits>,
 }
 
 /// The time now in Unix milliseconds.
@@ -72,6 +85,8 @@ pub(crate) struct Ending {
     /// Prices of the target that served (or was tried last).
     pub price: Option<PriceTag>,
     pub ttft: Option<Duration>,
+    /// The answer as the caller got it (JSON), kept only with `server.log_bodies`.
+    pub response_body: Option<String>,
 }
 
 impl Ending {
@@ -109,7 +124,14 @@ pub(crate) struct Ticket {
     prompt_estimate: u64,
     /// Prices of the first target, for a request dropped before any answer.
     first_price: PriceTag,
+    limit_hold: Option<LimitHold>,
     settled: bool,
+    metrics: Arc<Metrics>,
+    /// The `provider/model` planned first, to count fallbacks.
+    first_target: Option<String>,
+    key_label: Option<String>,
+    /// The request (JSON) when bodies are kept (`server.log_bodies`).
+    request_body: Option<String>,
 }
 
 /// What a ticket is opened with.
@@ -126,6 +148,14 @@ pub(crate) struct Opening<'a> {
     pub targets: &'a [String],
     /// The most the request can cost, reserved on its budgets.
     pub worst_usd: f64,
+    /// Where the request's metrics go.
+    pub metrics: &'a Arc<Metrics>,
+    /// The `provider/model` planned first.
+    pub first_target: Option<String>,
+    /// The request (JSON) to keep with its record, when `server.log_bodies` is on.
+    pub request_body: Option<String>,
+    /// What the request took from its key's rate limits, corrected when it settles.
+    pub limit_hold: Option<LimitHold>,
 }
 
 impl Ticket {
@@ -172,6 +202,7 @@ impl Ticket {
             attempts: Vec::new(),
         };
         let started = Instant::now();
+        opening.metrics.request_started(&record.endpoint);
         let reservation = budgets.reserve(
             &Charge {
                 key: record.key.as_deref(),
@@ -191,7 +222,12 @@ impl Ticket {
             started,
             prompt_estimate: opening.prompt_estimate,
             first_price: opening.first_price,
+            limit_hold: opening.limit_hold,
             settled: false,
+            metrics: opening.metrics.clone(),
+            first_target: opening.first_target,
+            key_label: context.key_label.clone(),
+            request_body: opening.request_body,
         };
         match reservation {
             Ok(reservation) => ticket.reservation = reservation,
@@ -265,7 +301,20 @@ impl Ticket {
         }
         let reservation = std::mem::take(&mut self.reservation);
         self.budgets.settle(reservation, &self.record);
+        self.metrics
+            .request_ended(&self.record, self.first_target.as_deref());
+        request_log::log_settled(&self.record, self.key_label.as_deref());
+        if let Some(hold) = self.limit_hold.take() {
+            hold.settle(self.record.tokens.prompt + self.record.tokens.completion);
+        }
         self.ledger.settle(self.record.clone());
+        if let Some(request) = self.request_body.take() {
+            self.ledger.store_bodies(RequestBodies {
+                id: self.record.id.clone(),
+                request: Some(request),
+                response: ending.response_body,
+            });
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 
+use super::bodies::RequestBodies;
 use super::query::{UsageFilter, UsageQuery, UsageTotals, aggregate};
 use super::record::{RecordStatus, UsageRecord};
 
@@ -41,6 +42,35 @@ pub trait LedgerSink: Send + Sync + std::fmt::Debug + 'static {
     fn durable(&self) -> bool {
         false
     }
+
+    /// The record with this id, if the store has it. The default looks through
+    /// [`LedgerSink::records`]; stores with an index should answer directly.
+    fn record(&self, id: &str) -> Result<Option<UsageRecord>, LedgerError> {
+        Ok(self
+            .records(&UsageFilter::default(), usize::MAX)?
+            .into_iter()
+            .find(|r| r.id == id))
+    }
+
+    /// Stores the bodies of requests whose records were written before (`server.log_bodies`).
+    /// The default keeps nothing: a store that cannot hold bodies simply has none.
+    fn write_bodies(&self, batch: &[RequestBodies]) -> Result<(), LedgerError> {
+        let _ = batch;
+        Ok(())
+    }
+
+    /// The bodies kept for a request, if any.
+    fn bodies(&self, id: &str) -> Result<Option<RequestBodies>, LedgerError> {
+        let _ = id;
+        Ok(None)
+    }
+
+    /// Deletes the records (and their bodies) of requests started before `cutoff_ms` (Unix
+    /// milliseconds), for the ledger's retention; returns how many records went.
+    fn purge_before(&self, cutoff_ms: i64) -> Result<u64, LedgerError> {
+        let _ = cutoff_ms;
+        Ok(0)
+    }
 }
 
 /// The default store: records in memory, gone with the process. It keeps the most recent
@@ -59,6 +89,8 @@ struct MemoryRecords {
     by_seq: BTreeMap<u64, UsageRecord>,
     seq_of: HashMap<String, u64>,
     next_seq: u64,
+    /// Bodies by record id; dropped with their record.
+    bodies: HashMap<String, RequestBodies>,
 }
 
 /// Records the in-memory store keeps by default.
@@ -104,6 +136,7 @@ impl LedgerSink for MemorySink {
         while store.by_seq.len() > self.max_records {
             if let Some((_, oldest)) = store.by_seq.pop_first() {
                 store.seq_of.remove(&oldest.id);
+                store.bodies.remove(&oldest.id);
             }
         }
         Ok(())
@@ -143,6 +176,47 @@ impl LedgerSink for MemorySink {
     fn totals(&self, query: &UsageQuery) -> Result<Vec<UsageTotals>, LedgerError> {
         let store = self.records.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(aggregate(store.by_seq.values(), query))
+    }
+
+    fn record(&self, id: &str) -> Result<Option<UsageRecord>, LedgerError> {
+        let store = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(store
+            .seq_of
+            .get(id)
+            .and_then(|seq| store.by_seq.get(seq))
+            .cloned())
+    }
+
+    fn write_bodies(&self, batch: &[RequestBodies]) -> Result<(), LedgerError> {
+        let mut store = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        for bodies in batch {
+            // Only beside a record still kept, so bodies never outlive their record.
+            if store.seq_of.contains_key(&bodies.id) {
+                store.bodies.insert(bodies.id.clone(), bodies.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn bodies(&self, id: &str) -> Result<Option<RequestBodies>, LedgerError> {
+        let store = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(store.bodies.get(id).cloned())
+    }
+
+    fn purge_before(&self, cutoff_ms: i64) -> Result<u64, LedgerError> {
+        let mut store = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        let old: Vec<(u64, String)> = store
+            .by_seq
+            .iter()
+            .filter(|(_, r)| r.started_at_ms < cutoff_ms)
+            .map(|(seq, r)| (*seq, r.id.clone()))
+            .collect();
+        for (seq, id) in &old {
+            store.by_seq.remove(seq);
+            store.seq_of.remove(id);
+            store.bodies.remove(id);
+        }
+        Ok(old.len() as u64)
     }
 }
 

@@ -16,6 +16,7 @@ use std::sync::{LazyLock, Mutex, PoisonError};
 use rusqlite::types::Value;
 use rusqlite::{Connection, Row, TransactionBehavior, params, params_from_iter};
 
+use super::bodies::RequestBodies;
 use super::query::{GroupBy, UsageFilter, UsageQuery, UsageTotals};
 use super::record::{RecordStatus, TokenCounts, UsageRecord};
 use super::sink::{LedgerError, LedgerSink};
@@ -359,6 +360,64 @@ impl LedgerSink for SqliteSink {
 
     fn durable(&self) -> bool {
         true
+    }
+
+    fn record(&self, id: &str) -> Result<Option<UsageRecord>, LedgerError> {
+        let sql = format!(
+            "SELECT {} FROM usage_records WHERE id = ?1",
+            COLUMNS.join(", ")
+        );
+        let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query([id])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(record_from_row(row)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn write_bodies(&self, batch: &[RequestBodies]) -> Result<(), LedgerError> {
+        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            // Only beside a record that exists (retention may have deleted it meanwhile).
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO request_bodies (record_id, request, response)
+                 SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM usage_records WHERE id = ?1)
+                 ON CONFLICT (record_id) DO UPDATE SET
+                    request = excluded.request, response = excluded.response",
+            )?;
+            for b in batch {
+                upsert.execute(params![b.id, b.request, b.response])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn bodies(&self, id: &str) -> Result<Option<RequestBodies>, LedgerError> {
+        let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut stmt = conn
+            .prepare_cached("SELECT request, response FROM request_bodies WHERE record_id = ?1")?;
+        let mut rows = stmt.query([id])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(RequestBodies {
+                id: id.to_owned(),
+                request: row.get(0)?,
+                response: row.get(1)?,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    fn purge_before(&self, cutoff_ms: i64) -> Result<u64, LedgerError> {
+        let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        // Tags and bodies go with their record (ON DELETE CASCADE, foreign_keys is on).
+        let n = conn.execute(
+            "DELETE FROM usage_records WHERE started_at_ms < ?1",
+            [cutoff_ms],
+        )?;
+        Ok(n as u64)
     }
 }
 

@@ -14,7 +14,9 @@ use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::types::{ChatCompletion, ChatCompletionChunk, ChatCompletionRequest};
+use crate::types::{
+    ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, EmbeddingRequest, EmbeddingResponse,
+};
 
 /// The API families a provider entry can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -287,6 +289,46 @@ pub trait Provider: Send + Sync + fmt::Debug {
 
     /// Reads the answer of [`Provider::list_models_request`] into model ids.
     fn decode_model_list(&self, body: &[u8]) -> Result<Vec<String>>;
+
+    /// Whether the provider has an embeddings API; the gateway leaves targets without one out
+    /// of an embeddings request's fallback list.
+    fn supports_embeddings(&self) -> bool {
+        false
+    }
+
+    /// Builds the upstream request embedding `request.input` with `model` (the name after
+    /// `provider/`). By default: a 400 naming `model`, the provider has no embeddings API.
+    fn encode_embeddings(
+        &self,
+        request: &EmbeddingRequest,
+        model: &str,
+    ) -> Result<UpstreamRequest> {
+        let _ = request;
+        Err(no_embeddings(self.id(), model))
+    }
+
+    /// Reads a successful embeddings answer, in input order. Its `usage` is `None` when the
+    /// provider reports no token counts (the gateway then counts them locally).
+    fn decode_embeddings(&self, body: &[u8]) -> Result<EmbeddingResponse> {
+        let _ = body;
+        Err(no_embeddings(self.id(), ""))
+    }
+}
+
+/// The error of a provider without an embeddings API, naming `model`.
+pub(crate) fn no_embeddings(provider: &str, model: &str) -> Error {
+    let shown = if model.is_empty() {
+        provider.to_owned()
+    } else {
+        format!("{provider}/{model}")
+    };
+    Error::invalid_param(
+        "model",
+        format!(
+            "`{shown}` cannot embed: provider `{provider}` has no embeddings API. Use an embeddings model of an OpenAI-compatible or Gemini provider."
+        ),
+    )
+    .with_provider(provider)
 }
 
 /// What a stream decoder needs to know about the client's request.

@@ -14,7 +14,7 @@ use super::{
 use crate::error::{Error, ErrorKind, Result, error_object_from_value};
 use crate::types::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, ContentPart,
-    MessageContent, StreamOptions,
+    EmbeddingRequest, EmbeddingResponse, MessageContent, StreamOptions,
 };
 
 /// An OpenAI-compatible provider entry: id, base URL, key and extra headers.
@@ -131,6 +131,54 @@ impl Provider for OpenAiProvider {
         }
         let list: ModelList = decode_json(&self.id, body)?;
         Ok(list.data.into_iter().map(|m| m.id).collect())
+    }
+
+    // Every OpenAI-compatible API is assumed to serve `/embeddings`; one that does not answers
+    // 404, which moves the request on to its next target.
+    fn supports_embeddings(&self) -> bool {
+        true
+    }
+
+    fn encode_embeddings(
+        &self,
+        request: &EmbeddingRequest,
+        model: &str,
+    ) -> Result<UpstreamRequest> {
+        let mut upstream = request.clone();
+        upstream.model = model.to_owned();
+        upstream.models = None;
+        upstream.timeout_ms = None;
+        // OpenAI's embeddings API takes no `metadata` (its schema allows no extra fields).
+        upstream.metadata = None;
+        if self.kind == ProviderType::Openai {
+            // Gemini's embedding options, which a request with Gemini fallbacks may carry.
+            for key in ["task_type", "taskType", "title"] {
+                upstream.extra.remove(key);
+            }
+        }
+        let body = serde_json::to_vec(&upstream).map_err(|e| {
+            Error::new(
+                ErrorKind::BadRequest,
+                format!("cannot encode the request: {e}"),
+            )
+        })?;
+        Ok(self.endpoint.post("/embeddings", body.into()))
+    }
+
+    fn decode_embeddings(&self, body: &[u8]) -> Result<EmbeddingResponse> {
+        let de = &mut serde_json::Deserializer::from_slice(body);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            Error::new(
+                ErrorKind::Connection,
+                format!(
+                    "provider `{}` sent a response that is not a valid embeddings list (at `{}`): {}",
+                    self.id,
+                    e.path(),
+                    e.inner()
+                ),
+            )
+            .with_provider(self.id.as_str())
+        })
     }
 }
 

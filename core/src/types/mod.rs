@@ -6,6 +6,7 @@
 //! `finish_reason`, `choice.logprobs`) are always written, `null` when empty; fields where the
 //! wire shows both an absent key and an explicit `null` use [`Nullable`] so both survive.
 
+mod embeddings;
 mod error_body;
 mod json;
 mod request;
@@ -13,6 +14,7 @@ mod response;
 mod stream;
 mod usage;
 
+pub use embeddings::*;
 pub use error_body::{ErrorBody, ErrorObject};
 pub use json::from_json;
 pub use request::*;

@@ -35,6 +35,10 @@ pub(crate) async fn generate(
     let Some((model, method)) = target.rsplit_once(':') else {
         return not_found(&target);
     };
+    if matches!(method, "batchEmbedContents" | "embedContent") {
+        let batch = method == "batchEmbedContents";
+        return crate::embeddings::gemini(state, model, batch, &headers, &body).await;
+    }
     let stream = match method {
         "generateContent" => false,
         "streamGenerateContent" => true,
@@ -146,7 +150,7 @@ pub(crate) async fn generate(
 fn not_found(target: &str) -> Response {
     let message = format!(
         "models/{target} is not found for API version v1beta, or is not supported. The mock \
-         serves :generateContent and :streamGenerateContent."
+         serves :generateContent, :streamGenerateContent, :batchEmbedContents and :embedContent."
     );
     Format::Gemini.error(StatusCode::NOT_FOUND, &message)
 }

@@ -10,6 +10,8 @@
 //!
 //! Endpoints: `POST /v1/chat/completions` (and `/chat/completions`), `POST /v1/messages` (and
 //! `/messages`), `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`,
+//! `POST /v1/embeddings` (and `/embeddings`), `POST /v1beta/models/{model}:batchEmbedContents`
+//! and `:embedContent`,
 //! `GET /v1/models`, `GET /mock/requests` (the request log as JSON) and `DELETE /mock/requests`
 //! (clears it).
 
@@ -17,6 +19,8 @@ mod anthropic;
 mod chat;
 mod directives;
 pub use directives::DIRECTIVES_HEADER;
+mod embeddings;
+pub use embeddings::vector as embedding_vector;
 mod engine;
 mod gemini;
 mod replay;
@@ -274,6 +278,8 @@ pub fn router(config: MockConfig) -> (Router, MockState) {
         .route("/messages", post(anthropic::messages))
         .route("/v1/responses", post(responses::responses))
         .route("/responses", post(responses::responses))
+        .route("/v1/embeddings", post(embeddings::openai))
+        .route("/embeddings", post(embeddings::openai))
         .route("/v1beta/models/{target}", post(gemini::generate))
         .route("/v1beta/models", get(gemini_models))
         .route("/v1/models", get(models))

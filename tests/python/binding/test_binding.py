@@ -266,11 +266,6 @@ def test_budget_exceeded_is_its_own_class(config) -> None:
     assert isinstance(info.value, opengateway.RateLimitError)
 
 
-def test_embeddings_are_not_available_yet(gw) -> None:
-    with pytest.raises(NotImplementedError, match="embeddings"):
-        gw.embeddings.create(model="mock/x", input="hi")
-
-
 # ------------------------------------------------------------------------------- messages
 
 
@@ -526,3 +521,58 @@ def test_ctrl_c_interrupts_a_blocking_call(config) -> None:
     assert words[0] == "interrupted", out
     assert float(words[1]) < 5
     assert words[2] == "cancelled"
+
+
+# --------------------------------------------------------------------------------- SIGTERM
+
+_SIGTERM_SCRIPT = """
+import json, sys
+import opengateway
+opengateway.serve(json.loads(sys.argv[1]), listen="127.0.0.1:0")
+print("serve returned", flush=True)
+"""
+
+
+def test_sigterm_stops_serve_gracefully(config, tmp_path: Path) -> None:
+    """SIGTERM during a request: the request is answered, its record written, serve() returns."""
+    import signal
+    import sqlite3
+    import subprocess
+
+    server_config = _server_config(config, tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SIGTERM_SCRIPT, json.dumps(server_config)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline().strip()
+        assert banner.startswith("opengateway listening on http://"), banner
+        url = banner.removeprefix("opengateway listening on ")
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=WAIT_S)
+        answers: list[str] = []
+
+        def slow_call() -> None:
+            answer = client.chat.completions.create(
+                model="mock/mock-gpt~first_byte_delay_ms=800", messages=USER
+            )
+            answers.append(answer.choices[0].message.content or "")
+
+        caller = threading.Thread(target=slow_call)
+        caller.start()
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        caller.join(timeout=WAIT_S)
+        out, _ = proc.communicate(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=WAIT_S)
+    assert answers and "Say hi" in answers[0], answers
+    assert "serve returned" in out, out
+    assert proc.returncode == 0
+    db = sqlite3.connect(tmp_path / "srv.db")
+    statuses = [row[0] for row in db.execute("SELECT status FROM usage_records")]
+    db.close()
+    assert statuses == ["ok"], statuses

@@ -293,7 +293,12 @@ impl Gateway {
                 Inner::Native(NativeStream::new(upstream, route.clone(), ticket, price))
             }
             Started::Chat(stream) => Inner::Chat {
-                stream: ChatStream::from_parts(route.clone(), *stream, ticket),
+                stream: ChatStream::from_parts(
+                    route.clone(),
+                    *stream,
+                    ticket,
+                    self.config().server.log_bodies,
+                ),
                 encoder: ResponsesStreamEncoder::new(request),
             },
         };

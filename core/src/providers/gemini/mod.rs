@@ -105,6 +105,7 @@
 //! `authentication_error`. `RetryInfo.retryDelay` is the retry delay unless a `Retry-After`
 //! header says otherwise.
 
+mod embeddings;
 mod request;
 mod response;
 mod stream;
@@ -119,7 +120,7 @@ use serde_json::Value;
 use super::openai::retry_after;
 use super::{Endpoint, Provider, StreamContext, StreamDecoder, UpstreamRequest, base_headers};
 use crate::error::{Error, ErrorKind, Result};
-use crate::types::{ChatCompletion, ChatCompletionRequest};
+use crate::types::{ChatCompletion, ChatCompletionRequest, EmbeddingRequest, EmbeddingResponse};
 use request::encode_request;
 use response::{
     bad_response, decode_response, error_object, from_value, generated_id, google_error,
@@ -228,6 +229,23 @@ impl Provider for GeminiProvider {
             Some(err) => google_error(&self.id, Some(status), &err, Some(headers)),
             None => Error::upstream(&self.id, status, body).with_retry_after(retry_after(headers)),
         }
+    }
+
+    fn supports_embeddings(&self) -> bool {
+        true
+    }
+
+    fn encode_embeddings(
+        &self,
+        request: &EmbeddingRequest,
+        model: &str,
+    ) -> Result<UpstreamRequest> {
+        let (path, body) = embeddings::encode(request, model)?;
+        Ok(self.endpoint.post(&path, body.into()))
+    }
+
+    fn decode_embeddings(&self, body: &[u8]) -> Result<EmbeddingResponse> {
+        embeddings::decode(&self.id, body)
     }
 
     fn list_models_request(&self) -> Option<UpstreamRequest> {
