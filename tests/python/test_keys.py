@@ -62,7 +62,11 @@ class KeyedGateway:
 providers:
   mock: {{ type: openai, api_base: "{mock_url}/v1", api_key: "test-key" }}
 router: {{ retries: 0 }}
-server: {{ listen: "127.0.0.1:0", database: "sqlite://{self.database}", auth: keys, master_key: "{MASTER}" }}
+server:
+  listen: "127.0.0.1:0"
+  database: "sqlite://{self.database}"
+  auth: keys
+  master_key: "{MASTER}"
 """,
             encoding="utf-8",
         )
