@@ -1,6 +1,7 @@
 // API keys (`server.auth: keys`) through the official `openai` npm package: a key made with the
-// real `opengateway keys` CLI works as the SDK's apiKey; a forged one is a 401
-// AuthenticationError.
+// real `opengateway keys` CLI works as the SDK's apiKey; a forged one, or one revoked with the
+// CLI, is a 401 AuthenticationError; a spent requests-per-minute limit is a 429 RateLimitError
+// carrying OpenAI's `x-ratelimit-*` headers.
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -57,14 +58,20 @@ describe('API keys through the openai npm package', () => {
   const client = (apiKey) =>
     new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey, maxRetries: 0, timeout: 30_000 });
 
+  /** `opengateway keys ARGS --config CONFIG`, asserted to succeed; its stdout. */
+  const keysCli = (...args) => {
+    const done = spawnSync(path.join(BIN_DIR, 'opengateway'), ['keys', ...args, '--config', config], {
+      env: childEnv(),
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    assert.equal(done.status, 0, done.stderr);
+    return done.stdout;
+  };
+  const createKey = (name, ...flags) => JSON.parse(keysCli('create', '--json', '--name', name, ...flags));
+
   test('a key from the CLI works; a forged one is a 401', { timeout: 30_000 }, async () => {
-    const made = spawnSync(
-      path.join(BIN_DIR, 'opengateway'),
-      ['keys', 'create', '--json', '--name', 'node', '--config', config],
-      { env: childEnv(), encoding: 'utf8', timeout: 30_000 },
-    );
-    assert.equal(made.status, 0, made.stderr);
-    const { secret } = JSON.parse(made.stdout);
+    const { secret } = createKey('node');
     assert.match(secret, /^ogw_/);
 
     const data = await client(secret).chat.completions.create({
@@ -85,5 +92,50 @@ describe('API keys through the openai npm package', () => {
         return true;
       },
     );
+  });
+
+  test('a key revoked with the CLI is a 401 on the next request', { timeout: 30_000 }, async () => {
+    const { id, secret } = createKey('node-revoked');
+    const sdk = client(secret);
+    const data = await sdk.chat.completions.create({ model: 'mock/mock-gpt', messages: MESSAGES });
+    assert.ok(data.choices[0].message.content);
+
+    keysCli('revoke', id);
+    await assert.rejects(sdk.chat.completions.create({ model: 'mock/mock-gpt', messages: MESSAGES }), (err) => {
+      assert.ok(err instanceof OpenAI.AuthenticationError, String(err));
+      assert.equal(err.status, 401);
+      assert.equal(err.code, 'invalid_api_key');
+      assert.match(err.message, /revoked/);
+      assert.ok(!err.message.includes(secret));
+      return true;
+    });
+    const row = JSON.parse(keysCli('list', '--json')).find((k) => k.id === id);
+    assert.equal(row.revoked, true);
+    assert.equal(row.requests, 1);
+  });
+
+  test('a spent RPM limit is a RateLimitError with x-ratelimit headers', { timeout: 30_000 }, async () => {
+    const { secret } = createKey('node-rpm', '--rpm', '2');
+    const sdk = client(secret);
+    for (const remaining of ['1', '0']) {
+      const { response } = await sdk.chat.completions
+        .create({ model: 'mock/mock-gpt', messages: MESSAGES })
+        .withResponse();
+      assert.equal(response.headers.get('x-ratelimit-limit-requests'), '2');
+      assert.equal(response.headers.get('x-ratelimit-remaining-requests'), remaining);
+      assert.match(response.headers.get('x-ratelimit-reset-requests'), /s$/);
+    }
+    await assert.rejects(sdk.chat.completions.create({ model: 'mock/mock-gpt', messages: MESSAGES }), (err) => {
+      assert.ok(err instanceof OpenAI.RateLimitError, String(err));
+      assert.equal(err.status, 429);
+      assert.equal(err.code, 'rate_limit_exceeded');
+      assert.match(err.message, /requests per min \(RPM\)/);
+      assert.equal(err.headers.get('x-ratelimit-limit-requests'), '2');
+      assert.equal(err.headers.get('x-ratelimit-remaining-requests'), '0');
+      assert.match(err.headers.get('x-ratelimit-reset-requests'), /s$/);
+      const retryAfter = Number(err.headers.get('retry-after'));
+      assert.ok(retryAfter >= 1 && retryAfter <= 60, String(retryAfter));
+      return true;
+    });
   });
 });
