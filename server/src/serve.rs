@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 pub struct Running {
     local: SocketAddr,
     example_model: String,
+    keys_required: bool,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), String>>,
 }
@@ -27,6 +28,11 @@ impl Running {
     /// A model id the configuration can serve, for the `try: curl …` hint.
     pub fn example_model(&self) -> &str {
         &self.example_model
+    }
+
+    /// Whether `/v1/` requests need an API key (`server.auth: keys`).
+    pub fn keys_required(&self) -> bool {
+        self.keys_required
     }
 
     /// Asks the server to stop: it takes no new connections and finishes requests in flight.
@@ -86,6 +92,7 @@ pub async fn start(mut config: Config, listen: Option<String>) -> Result<Running
         );
     }
     let example_model = example_model(&gateway);
+    let keys_required = gateway.config().server.auth == AuthMode::Keys;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         // The demo mock serves as long as the server does.
@@ -106,6 +113,7 @@ pub async fn start(mut config: Config, listen: Option<String>) -> Result<Running
     Ok(Running {
         local,
         example_model,
+        keys_required,
         stop: Some(stop),
         task,
     })
@@ -124,16 +132,27 @@ pub async fn serve(config: Config, listen: Option<String>) -> Result<(), String>
 }
 
 /// Prints `opengateway listening on http://ADDR` (the first stdout line, which test harnesses
-/// read to learn the port) and a `curl` line to try.
+/// read to learn the port) and a `curl` line to try (with a key, when keys are required).
 pub fn print_banner(running: &Running) {
     let local = running.local_addr();
     let model = running.example_model();
+    let auth = if running.keys_required() {
+        " -H \"Authorization: Bearer $OGW_KEY\""
+    } else {
+        ""
+    };
     let mut out = std::io::stdout();
     let _ = writeln!(out, "opengateway listening on http://{local}");
     let _ = writeln!(
         out,
-        "try: curl http://{local}/v1/chat/completions -H 'Content-Type: application/json' -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'"
+        "try: curl http://{local}/v1/chat/completions{auth} -H 'Content-Type: application/json' -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'"
     );
+    if running.keys_required() {
+        let _ = writeln!(
+            out,
+            "     with OGW_KEY set to a key from `opengateway keys create --name NAME` (the same --config)"
+        );
+    }
     let _ = out.flush();
 }
 
