@@ -23,7 +23,7 @@ from _mock import mock_base  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 SEQ = int(os.environ.get("BENCH_SEQ", "500"))
-CONC = 100
+CONC = int(os.environ.get("BENCH_CONC", "100"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "10"))
 
 
