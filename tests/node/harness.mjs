@@ -1,6 +1,6 @@
-// Starting and stopping the mock provider and the gateway for the Node e2e tests (the same
-// harness as openai_sdk.test.mjs): binaries from $OGW_BIN_DIR (default <repo>/target/debug),
-// ports read from their first stdout line, everything on 127.0.0.1.
+// Starting and stopping the mock provider and the gateway for the Node e2e tests: binaries
+// from $OGW_BIN_DIR (default <repo>/target/debug), ports read from their first stdout line,
+// everything on 127.0.0.1.
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';

@@ -4,20 +4,15 @@
 // build them with `cargo build --bins`), learns their ports from their first stdout line and
 // stops both when the suite ends. Everything runs on 127.0.0.1.
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import OpenAI from 'openai';
 
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN_DIR = process.env.OGW_BIN_DIR || path.join(REPO_ROOT, 'target', 'debug');
-const STARTUP_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 10_000;
+import { startService, stopService } from './harness.mjs';
 
 const MESSAGES = [{ role: 'user', content: 'Hello gateway' }];
 const WEATHER_TOOL = {
@@ -37,83 +32,6 @@ const WEATHER_TOOL = {
 };
 // What the mock derives from WEATHER_TOOL's schema.
 const WEATHER_ARGS = { city: 'mock', unit: 'celsius', days: 1 };
-
-/** No proxies and no real provider keys for the children. */
-function childEnv() {
-  const env = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (!/(_API_KEY|_API_BASE|_PROXY)$/i.test(k)) env[k] = v;
-  }
-  return env;
-}
-
-/** Starts a binary and resolves with its `http://127.0.0.1:PORT` from the first stdout line. */
-function startService(name, args, cwd) {
-  const bin = path.join(BIN_DIR, name);
-  if (!existsSync(bin)) {
-    throw new Error(`${bin} does not exist: run \`cargo build --bins\` or set OGW_BIN_DIR`);
-  }
-  const child = spawn(bin, args, { cwd, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-  const log = [];
-  const remember = (prefix) => (data) => {
-    for (const line of data.toString('utf8').split('\n')) {
-      if (line) log.push(prefix + line);
-    }
-    if (log.length > 400) log.splice(0, log.length - 400);
-  };
-  // Keep draining both pipes for the whole run so they never fill.
-  child.stderr.on('data', remember('err| '));
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  const service = { name, child, log, exited, url: null };
-
-  const ready = new Promise((resolve, reject) => {
-    let buffered = '';
-    const timer = setTimeout(
-      () => reject(new Error(`${name} printed no address within ${STARTUP_TIMEOUT_MS} ms\n${log.join('\n')}`)),
-      STARTUP_TIMEOUT_MS,
-    );
-    child.stdout.on('data', (data) => {
-      remember('out| ')(data);
-      if (service.url !== null) return;
-      buffered += data.toString('utf8');
-      const newline = buffered.indexOf('\n');
-      if (newline < 0) return;
-      clearTimeout(timer);
-      const first = buffered.slice(0, newline);
-      const match = first.match(/http:\/\/\S+/);
-      if (!match) {
-        reject(new Error(`${name} did not announce its address: ${JSON.stringify(first)}`));
-        return;
-      }
-      service.url = match[0].replace(/\/$/, '');
-      resolve(service);
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`${name} exited early (code ${code}, signal ${signal})\n${log.join('\n')}`));
-    });
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
-  return { service, ready };
-}
-
-async function stopService(service) {
-  if (!service || service.child.exitCode !== null || service.child.signalCode !== null) return;
-  service.child.kill('SIGTERM');
-  let timer;
-  const timedOut = new Promise((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), STOP_TIMEOUT_MS);
-  });
-  const outcome = await Promise.race([service.exited, timedOut]);
-  clearTimeout(timer);
-  if (outcome === 'timeout') {
-    service.child.kill('SIGKILL');
-    await service.exited;
-  }
-}
 
 describe('opengateway through the openai npm package', () => {
   let workdir;
