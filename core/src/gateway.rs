@@ -147,6 +147,23 @@ pub struct ModelEntry {
     pub owned_by: String,
 }
 
+/// What a request of any endpoint brings to its acceptance ([`Gateway::admit`]).
+pub(crate) struct Admission<'a> {
+    /// The ledger's endpoint name (`chat.completions`, `embeddings`, ...).
+    pub endpoint: &'a str,
+    pub stream: bool,
+    /// The model asked for, and the request's own fallbacks.
+    pub model: &'a str,
+    pub fallbacks: Option<&'a [String]>,
+    /// The request's `user` and `metadata` (tags).
+    pub user: Option<&'a str>,
+    pub metadata: Option<&'a JsonObject>,
+    pub size: tokens::PromptSize,
+    /// The most output tokens per choice, when the request caps them.
+    pub max_output: Option<u64>,
+    pub choices: u64,
+}
+
 /// The in-process gateway: cheap to clone, safe to share between tasks and threads.
 #[derive(Debug, Clone)]
 pub struct Gateway {
@@ -681,27 +698,59 @@ impl Gateway {
         endpoint: &str,
         stream: bool,
     ) -> Result<Ticket> {
-        let size = tokens::prompt_size(request);
-        let limit_hold = self.admit_key(
+        self.admit(
+            Admission {
+                endpoint,
+                stream,
+                model: &request.model,
+                fallbacks: request.models.as_deref(),
+                user: request.user.as_deref(),
+                metadata: request.metadata.as_ref(),
+                size: tokens::prompt_size(request),
+                max_output: request
+                    .max_completion_tokens
+                    .or(request.max_tokens)
+                    .map(u64::from),
+                choices: u64::from(request.n.unwrap_or(1)),
+            },
+            request,
+            targets,
             context,
-            &request.model,
-            request.models.as_deref(),
-            size.estimate,
-        )?;
+        )
+        .await
+    }
+
+    /// Accepts a request of any endpoint: checks the caller's key, then opens its ticket with
+    /// the worst case reserved (the prompt's bound and `max_output` at the dearest rates of
+    /// every target it may reach). `body` is kept when `server.log_bodies` is on.
+    pub(crate) async fn admit(
+        &self,
+        admission: Admission<'_>,
+        body: &impl Serialize,
+        targets: &[Target],
+        context: &CallContext,
+    ) -> Result<Ticket> {
+        let Admission {
+            endpoint,
+            stream,
+            model,
+            fallbacks,
+            user,
+            metadata,
+            size,
+            max_output,
+            choices,
+        } = admission;
+        let limit_hold = self.admit_key(context, model, fallbacks, size.estimate)?;
         let prices: Vec<PriceTag> = targets
             .iter()
             .map(|t| self.price(&t.provider, &t.model))
             .collect();
         let budgeted = !self.inner.budgets.is_empty();
         let worst_usd = if budgeted {
-            let max_output = request
-                .max_completion_tokens
-                .or(request.max_tokens)
-                .map(u64::from);
-            let n = u64::from(request.n.unwrap_or(1));
             prices
                 .iter()
-                .map(|p| p.worst_case(size.bound, max_output, n))
+                .map(|p| p.worst_case(size.bound, max_output, choices))
                 .fold(0.0, f64::max)
         } else {
             0.0
@@ -716,7 +765,7 @@ impl Gateway {
             .config
             .server
             .log_bodies
-            .then(|| serde_json::to_string(request).ok())
+            .then(|| serde_json::to_string(body).ok())
             .flatten();
         Ticket::open(
             &self.inner.ledger,
@@ -724,10 +773,10 @@ impl Gateway {
             Opening {
                 endpoint,
                 stream,
-                model: &request.model,
+                model,
                 context,
-                request_user: request.user.as_deref(),
-                request_tags: metadata_tags(request.metadata.as_ref()),
+                request_user: user,
+                request_tags: metadata_tags(metadata),
                 prompt_estimate: size.estimate,
                 first_price: prices.into_iter().next().unwrap_or_default(),
                 targets: &target_ids,

@@ -10,11 +10,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Gateway, Routed, Target, metadata_tags};
+use super::{Admission, Gateway, Routed, Target};
 use crate::accounting::tokens::{self, PromptSize};
-use crate::accounting::{CallContext, Ending, Opening, RecordStatus, Ticket};
+use crate::accounting::{CallContext, Ending, RecordStatus, Ticket};
 use crate::error::{Error, ErrorKind, Result};
-use crate::pricing::PriceTag;
 use crate::providers::no_embeddings;
 use crate::router::InFlight;
 use crate::types::{EmbeddingInput, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage};
@@ -135,56 +134,22 @@ impl Gateway {
         targets: &[Target],
         context: &CallContext,
     ) -> Result<Ticket> {
-        let size = input_size(&request.input);
-        let limit_hold = self.admit_key(
-            context,
-            &request.model,
-            request.models.as_deref(),
-            size.estimate,
-        )?;
-        let prices: Vec<PriceTag> = targets
-            .iter()
-            .map(|t| self.price(&t.provider, &t.model))
-            .collect();
-        let budgeted = !self.inner.budgets.is_empty();
-        let worst_usd = if budgeted {
-            prices
-                .iter()
-                .map(|p| p.worst_case(size.bound, Some(0), 1))
-                .fold(0.0, f64::max)
-        } else {
-            0.0
-        };
-        let target_ids: Vec<String> = if budgeted {
-            targets.iter().map(Target::to_string).collect()
-        } else {
-            Vec::new()
-        };
-        Ticket::open(
-            &self.inner.ledger,
-            &self.inner.budgets,
-            Opening {
+        self.admit(
+            Admission {
                 endpoint: ENDPOINT,
                 stream: false,
                 model: &request.model,
-                context,
-                request_user: request.user.as_deref(),
-                request_tags: metadata_tags(request.metadata.as_ref()),
-                prompt_estimate: size.estimate,
-                first_price: prices.into_iter().next().unwrap_or_default(),
-                targets: &target_ids,
-                worst_usd,
-                metrics: &self.inner.metrics,
-                first_target: targets.first().map(Target::to_string),
-                request_body: self
-                    .inner
-                    .config
-                    .server
-                    .log_bodies
-                    .then(|| serde_json::to_string(request).ok())
-                    .flatten(),
-                limit_hold,
+                fallbacks: request.models.as_deref(),
+                user: request.user.as_deref(),
+                metadata: request.metadata.as_ref(),
+                size: input_size(&request.input),
+                // Embeddings have no output tokens.
+                max_output: Some(0),
+                choices: 1,
             },
+            request,
+            targets,
+            context,
         )
         .await
     }
