@@ -130,11 +130,24 @@ def mock_server(tmp_path_factory) -> Iterator[Service]:
         service.stop()
 
 
+def start_gateway(name: str, workdir: Path, config_yaml: str) -> Service:
+    """Writes ``config_yaml`` to ``workdir/gateway.yaml`` and starts ``opengateway serve`` on it
+    (on a free port; the returned service knows its URL)."""
+    config = workdir / "gateway.yaml"
+    config.write_text(config_yaml, encoding="utf-8")
+    return Service(
+        name,
+        [str(BIN_DIR / "opengateway"), "serve", "--config", str(config), "--listen", "127.0.0.1:0"],
+        cwd=workdir,
+    )
+
+
 @pytest.fixture(scope="session")
 def gateway(mock_server: Service, tmp_path_factory) -> Iterator[Service]:
     workdir = tmp_path_factory.mktemp("gateway")
-    config = workdir / "gateway.yaml"
-    config.write_text(
+    service = start_gateway(
+        "opengateway",
+        workdir,
         f"""\
 providers:
   mock: {{ type: openai, api_base: "{mock_server.url}/v1", api_key: "test-key" }}
@@ -145,12 +158,6 @@ models:
 router: {{ retries: 0 }}
 server: {{ listen: "127.0.0.1:0", database: "sqlite://{workdir / 'gw.db'}", auth: none, max_body_bytes: 65536 }}
 """,
-        encoding="utf-8",
-    )
-    service = Service(
-        "opengateway",
-        [str(BIN_DIR / "opengateway"), "serve", "--config", str(config), "--listen", "127.0.0.1:0"],
-        cwd=workdir,
     )
     try:
         yield service

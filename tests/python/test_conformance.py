@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import openai
 import pytest
 
-from conftest import BIN_DIR, REPO_ROOT, Service
+from conftest import BIN_DIR, REPO_ROOT, Service, start_gateway
 from openapi_schemas import openai_validator
 
 try:
@@ -255,8 +255,9 @@ def replay_gateway(tmp_path_factory) -> Iterator[Service]:
         [str(BIN_DIR / "opengateway-mock"), "--listen", "127.0.0.1:0", "--fixtures", str(FIXTURES)],
         cwd=workdir,
     )
-    config = workdir / "gateway.yaml"
-    config.write_text(
+    gateway = start_gateway(
+        "opengateway (conformance)",
+        workdir,
         f"""\
 providers:
   openai:    {{ type: openai,    api_base: "{mock.url}/v1",     api_key: k }}
@@ -265,12 +266,6 @@ providers:
 router: {{ retries: 0 }}
 server: {{ listen: "127.0.0.1:0", database: "sqlite://{workdir / 'gw.db'}", auth: none }}
 """,
-        encoding="utf-8",
-    )
-    gateway = Service(
-        "opengateway (conformance)",
-        [str(BIN_DIR / "opengateway"), "serve", "--config", str(config)],
-        cwd=workdir,
     )
     try:
         yield gateway

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import openai
 import pytest
 
-from conftest import BIN_DIR, Service
+from conftest import Service, start_gateway
 from openapi_schemas import OPENAI_SPEC, ValidatingTransport, openai_validator
 
 try:
@@ -47,8 +47,9 @@ def check_embedding_answer(status: int, content_type: str, body: bytes) -> list[
 @pytest.fixture(scope="module")
 def embedding_gateway(mock_server, tmp_path_factory) -> Iterator[Service]:
     workdir = tmp_path_factory.mktemp("embeddings")
-    config = workdir / "gateway.yaml"
-    config.write_text(
+    service = start_gateway(
+        "opengateway (embeddings)",
+        workdir,
         f"""\
 providers:
   mock: {{ type: openai, api_base: "{mock_server.url}/v1", api_key: "test-key" }}
@@ -60,12 +61,6 @@ models:
 router: {{ retries: 0 }}
 server: {{ listen: "127.0.0.1:0", database: "sqlite://{workdir / 'gw.db'}", auth: none, master_key: "{MASTER_KEY}" }}
 """,
-        encoding="utf-8",
-    )
-    service = Service(
-        "opengateway (embeddings)",
-        [str(BIN_DIR / "opengateway"), "serve", "--config", str(config), "--listen", "127.0.0.1:0"],
-        cwd=workdir,
     )
     try:
         yield service

@@ -14,7 +14,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import BIN_DIR, Service
+from conftest import Service, start_gateway
 
 # openai>=3 is built on `httpx2` (the successor of `httpx`); older releases on `httpx`.
 try:
@@ -34,8 +34,9 @@ def closed_port_url() -> str:
 @pytest.fixture(scope="module")
 def metrics_gateway(mock_server: Service, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("metrics-gateway")
-    config = workdir / "gateway.yaml"
-    config.write_text(
+    service = start_gateway(
+        "opengateway (metrics)",
+        workdir,
         f"""\
 providers:
   mock: {{ type: openai, api_base: "{mock_server.url}/v1", api_key: "test-key" }}
@@ -49,12 +50,6 @@ pricing:
     mock/mock-gpt: {{ input_cost_per_token: 0.000001, output_cost_per_token: 0.000002 }}
 server: {{ listen: "127.0.0.1:0", database: "sqlite://{workdir / 'gw.db'}", auth: none }}
 """,
-        encoding="utf-8",
-    )
-    service = Service(
-        "opengateway (metrics)",
-        [str(BIN_DIR / "opengateway"), "serve", "--config", str(config)],
-        cwd=workdir,
     )
     try:
         yield service

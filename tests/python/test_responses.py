@@ -20,7 +20,7 @@ import openai
 import pytest
 import yaml
 
-from conftest import BIN_DIR, REPO_ROOT, Service
+from conftest import BIN_DIR, REPO_ROOT, Service, start_gateway
 from openapi_schemas import ValidatingTransport, openai_validator, sse_data
 
 try:
@@ -92,8 +92,9 @@ def spec_problems(status: int, content_type: str, body: bytes) -> list[str]:
 @pytest.fixture(scope="module")
 def gateway_url(mock_server: Service, tmp_path_factory) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("responses")
-    config = workdir / "gateway.yaml"
-    config.write_text(
+    service = start_gateway(
+        "opengateway (responses)",
+        workdir,
         f"""\
 providers:
   oai:    {{ type: openai,    api_base: "{mock_server.url}/v1",     api_key: k }}
@@ -102,12 +103,6 @@ providers:
 router: {{ retries: 0 }}
 server: {{ listen: "127.0.0.1:0", database: "sqlite://{workdir / 'gw.db'}", auth: none }}
 """,
-        encoding="utf-8",
-    )
-    service = Service(
-        "opengateway (responses)",
-        [str(BIN_DIR / "opengateway"), "serve", "--config", str(config)],
-        cwd=workdir,
     )
     try:
         yield service.url
@@ -339,20 +334,15 @@ def replay_url(tmp_path_factory) -> Iterator[str]:
         [str(BIN_DIR / "opengateway-mock"), "--listen", "127.0.0.1:0", "--fixtures", str(FIXTURES)],
         cwd=workdir,
     )
-    config = workdir / "gateway.yaml"
-    config.write_text(
+    gateway = start_gateway(
+        "opengateway (responses replay)",
+        workdir,
         f"""\
 providers:
   openai: {{ type: openai, api_base: "{mock.url}/v1", api_key: k }}
 router: {{ retries: 0 }}
 server: {{ listen: "127.0.0.1:0", database: "sqlite://{workdir / 'gw.db'}", auth: none }}
 """,
-        encoding="utf-8",
-    )
-    gateway = Service(
-        "opengateway (responses replay)",
-        [str(BIN_DIR / "opengateway"), "serve", "--config", str(config)],
-        cwd=workdir,
     )
     try:
         yield gateway.url
