@@ -98,6 +98,13 @@ pub async fn start(mut config: Config, listen: Option<String>) -> Result<Running
         // The demo mock serves as long as the server does.
         let _mock = mock;
         let gateway_for_flush = gateway.clone();
+        // Without TCP_NODELAY a stream's small writes wait on the client's delayed ACK
+        // (~40 ms a stream on Linux).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY: {e}");
+            }
+        });
         axum::serve(listener, crate::app(gateway))
             .with_graceful_shutdown(async move {
                 let _ = stopped.await;

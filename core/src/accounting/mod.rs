@@ -60,9 +60,12 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// A new request id, `req_` and 24 hex digits.
+/// A new request id, `req_` and 24 hex digits: the time in milliseconds (12 digits), then 48
+/// random bits. Ids that grow with time keep the ledger's primary-key inserts at the end of
+/// its index, where a batch touches a few pages instead of one page per record.
 pub(crate) fn new_request_id() -> String {
-    format!("req_{:024x}", fastrand::u128(..) >> 32)
+    let ms = u64::try_from(now_ms()).unwrap_or(0) & 0xffff_ffff_ffff;
+    format!("req_{ms:012x}{:012x}", fastrand::u64(..) >> 16)
 }
 
 /// How a request ended, for its ticket.

@@ -12,6 +12,7 @@ use super::{
     base_headers,
 };
 use crate::error::{Error, ErrorKind, Result, error_object_from_value};
+use crate::types::json::from_slice_tracked;
 use crate::types::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, ContentPart,
     EmbeddingRequest, EmbeddingResponse, MessageContent, StreamOptions,
@@ -166,15 +167,12 @@ impl Provider for OpenAiProvider {
     }
 
     fn decode_embeddings(&self, body: &[u8]) -> Result<EmbeddingResponse> {
-        let de = &mut serde_json::Deserializer::from_slice(body);
-        serde_path_to_error::deserialize(de).map_err(|e| {
+        from_slice_tracked(body).map_err(|(path, e)| {
             Error::new(
                 ErrorKind::Connection,
                 format!(
-                    "provider `{}` sent a response that is not a valid embeddings list (at `{}`): {}",
+                    "provider `{}` sent a response that is not a valid embeddings list (at `{path}`): {e}",
                     self.id,
-                    e.path(),
-                    e.inner()
                 ),
             )
             .with_provider(self.id.as_str())
@@ -217,14 +215,11 @@ fn strip_other_dialects(request: &mut ChatCompletionRequest) {
 }
 
 fn decode_json<T: serde::de::DeserializeOwned>(provider: &str, body: &[u8]) -> Result<T> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    from_slice_tracked(body).map_err(|(path, e)| {
         Error::new(
             ErrorKind::Connection,
             format!(
-                "provider `{provider}` sent a response that is not a valid chat completion (at `{}`): {}",
-                e.path(),
-                e.inner()
+                "provider `{provider}` sent a response that is not a valid chat completion (at `{path}`): {e}",
             ),
         )
         .with_provider(provider)
@@ -253,6 +248,23 @@ struct OpenAiStreamDecoder {
     finished_choices: bool,
 }
 
+impl OpenAiStreamDecoder {
+    /// Notes a decoded chunk's finish and drops its usage unless the client asked for it.
+    fn keep(&mut self, mut chunk: ChatCompletionChunk) -> Vec<ChatCompletionChunk> {
+        if chunk.choices.iter().any(|c| c.finish_reason.is_some()) {
+            self.finished_choices = true;
+        }
+        let is_usage_only = chunk.choices.is_empty() && chunk.usage().is_some();
+        if !self.context.include_usage {
+            if is_usage_only {
+                return Vec::new();
+            }
+            chunk.usage = None;
+        }
+        vec![chunk]
+    }
+}
+
 impl StreamDecoder for OpenAiStreamDecoder {
     fn on_event(&mut self, event: &SseEvent) -> Result<Vec<ChatCompletionChunk>> {
         let data = event.data.trim();
@@ -262,6 +274,14 @@ impl StreamDecoder for OpenAiStreamDecoder {
         if data == "[DONE]" {
             self.done = true;
             return Ok(Vec::new());
+        }
+        // Nearly every event is a plain chunk: decode it straight into its type. Only an event
+        // that may carry an error goes through a generic value first, to be inspected.
+        if event.event != "error"
+            && !data.contains("\"error\"")
+            && let Ok(chunk) = serde_json::from_str::<ChatCompletionChunk>(data)
+        {
+            return Ok(self.keep(chunk));
         }
         let value: serde_json::Value = serde_json::from_str(data).map_err(|e| {
             Error::new(
@@ -302,7 +322,7 @@ impl StreamDecoder for OpenAiStreamDecoder {
             }
             return Err(err);
         }
-        let mut chunk: ChatCompletionChunk = serde_json::from_value(value).map_err(|e| {
+        let chunk: ChatCompletionChunk = serde_json::from_value(value).map_err(|e| {
             Error::new(
                 ErrorKind::Connection,
                 format!(
@@ -312,17 +332,7 @@ impl StreamDecoder for OpenAiStreamDecoder {
             )
             .with_provider(&self.provider)
         })?;
-        if chunk.choices.iter().any(|c| c.finish_reason.is_some()) {
-            self.finished_choices = true;
-        }
-        let is_usage_only = chunk.choices.is_empty() && chunk.usage().is_some();
-        if !self.context.include_usage {
-            if is_usage_only {
-                return Ok(Vec::new());
-            }
-            chunk.usage = None;
-        }
-        Ok(vec![chunk])
+        Ok(self.keep(chunk))
     }
 
     fn is_done(&self) -> bool {

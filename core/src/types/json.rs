@@ -7,10 +7,7 @@ use crate::error::{Error, ErrorKind, Result};
 /// Reads a JSON request body into `T`. A decoding error is a 400 whose `param` names the field
 /// at fault (`messages[0].role`, or the missing field itself), as every surface reports it.
 pub fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
+    from_slice_tracked(body).map_err(|(path, inner)| {
         if inner.is_syntax() || inner.is_eof() {
             return Error::new(
                 ErrorKind::BadRequest,
@@ -46,6 +43,24 @@ pub fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
             )
         }
     })
+}
+
+/// Deserializes JSON text into `T`; on failure returns the path of the value at fault (`.`
+/// for the root) with serde's error. Tracking the path costs an allocation per object key, so
+/// it runs only after a plain decode failed: decoding is deterministic, so the second pass
+/// fails at the same place.
+pub(crate) fn from_slice_tracked<T: DeserializeOwned>(
+    body: &[u8],
+) -> std::result::Result<T, (String, serde_json::Error)> {
+    let plain = match serde_json::from_slice(body) {
+        Ok(value) => return Ok(value),
+        Err(e) => e,
+    };
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, T>(de) {
+        Err(e) => Err((e.path().to_string(), e.into_inner())),
+        Ok(_) => Err((".".to_owned(), plain)),
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 mod embeddings;
 mod error_body;
-mod json;
+pub(crate) mod json;
 mod request;
 mod response;
 mod stream;

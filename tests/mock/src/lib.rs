@@ -79,6 +79,9 @@ pub struct MockConfig {
     /// Root of the recorded fixtures (`<provider>/<case>/`) that `fixture--<provider>--<case>`
     /// model ids replay; `None` turns replay off (such models get a 404).
     pub fixtures_dir: Option<PathBuf>,
+    /// Keep no request log: a load test's mock then spends nothing on the log (parsing and
+    /// copying every request) that the tests' mock needs.
+    pub no_record: bool,
 }
 
 /// One request as the mock received it.
@@ -202,6 +205,11 @@ impl MockServer {
         let (app, state) = router(config);
         let (shutdown, signal) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            // Streams are written chunk by chunk: without TCP_NODELAY each small write waits
+            // on the client's delayed ACK.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(listener, app)
                 .with_graceful_shutdown(async {
                     // A dropped sender means the MockServer is gone: stop as well.
@@ -270,6 +278,7 @@ impl Drop for MockServer {
 
 /// The mock's routes, for mounting in an existing server, and the handle on their state.
 pub fn router(config: MockConfig) -> (Router, MockState) {
+    let record_requests = !config.no_record;
     let state = MockState::new(config);
     let app = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
@@ -286,8 +295,13 @@ pub fn router(config: MockConfig) -> (Router, MockState) {
         .route("/models", get(models))
         .route("/mock/requests", get(list_requests).delete(clear_requests))
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), record))
+        .method_not_allowed_fallback(method_not_allowed);
+    let app = if record_requests {
+        app.layer(middleware::from_fn_with_state(state.clone(), record))
+    } else {
+        app
+    };
+    let app = app
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state.clone());
     (app, state)

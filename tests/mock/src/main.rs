@@ -36,6 +36,9 @@ struct Args {
     /// `fixture--<provider>--<case>`.
     #[arg(long, value_name = "DIR")]
     fixtures: Option<PathBuf>,
+    /// Keep no request log (`GET /mock/requests` stays empty): for load tests.
+    #[arg(long)]
+    no_record: bool,
 }
 
 #[tokio::main]
@@ -47,6 +50,7 @@ async fn main() -> ExitCode {
         chunks: args.chunks,
         content: args.content,
         fixtures_dir: args.fixtures,
+        no_record: args.no_record,
     };
     let server = match MockServer::start_on(args.listen, config).await {
         Ok(server) => server,

@@ -232,14 +232,11 @@ pub(super) fn parse_json<T: serde::de::DeserializeOwned>(
     body: &[u8],
     what: &str,
 ) -> Result<T> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    crate::types::json::from_slice_tracked(body).map_err(|(path, e)| {
         Error::new(
             ErrorKind::Connection,
             format!(
-                "provider `{provider}` sent a response that is not a valid Anthropic {what} (at `{}`): {}",
-                e.path(),
-                e.inner()
+                "provider `{provider}` sent a response that is not a valid Anthropic {what} (at `{path}`): {e}",
             ),
         )
         .with_provider(provider)
