@@ -4,11 +4,10 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::providers::{SseEvent, UpstreamRequest};
+use crate::providers::{SseEvent, UpstreamRequest, decode_sse};
 
 /// A stream of decoded server-sent events.
 pub(crate) type SseStream = Pin<Box<dyn Stream<Item = Result<SseEvent>> + Send>>;
@@ -135,38 +134,15 @@ impl Transport {
     }
 }
 
-/// Decodes a streamed body as server-sent events.
+/// Decodes a streamed body as server-sent events ([`decode_sse`] over the response's bytes).
 pub(crate) fn sse_events(provider: &str, response: reqwest::Response) -> SseStream {
-    let provider = provider.to_owned();
+    let owner = provider.to_owned();
     let url = response.url().to_string();
-    Box::pin(response.bytes_stream().eventsource().map(move |item| {
-        match item {
-            Ok(event) => Ok(SseEvent {
-                event: if event.event == "message" {
-                    String::new()
-                } else {
-                    event.event
-                },
-                data: event.data,
-            }),
-            Err(eventsource_stream::EventStreamError::Transport(e)) => {
-                let err = map_reqwest_error(&provider, &url, &e);
-                Err(Error::new(
-                    err.kind(),
-                    format!(
-                        "the stream from provider `{provider}` broke: {}",
-                        err.message()
-                    ),
-                )
-                .with_provider(provider.as_str()))
-            }
-            Err(e) => Err(Error::new(
-                ErrorKind::Connection,
-                format!("provider `{provider}` sent an unreadable event stream: {e}"),
-            )
-            .with_provider(provider.as_str())),
-        }
-    }))
+    Box::pin(decode_sse(
+        provider,
+        response.bytes_stream(),
+        move |e: reqwest::Error| map_reqwest_error(&owner, &url, &e),
+    ))
 }
 
 fn timeout_error(provider: &str, timeout: Duration) -> Error {

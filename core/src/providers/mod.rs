@@ -10,10 +10,12 @@ pub mod openai;
 use std::fmt;
 
 use bytes::Bytes;
+use eventsource_stream::{EventStreamError, Eventsource};
+use futures_util::{Stream, StreamExt};
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::types::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, EmbeddingRequest, EmbeddingResponse,
 };
@@ -347,6 +349,51 @@ pub struct SseEvent {
     pub data: String,
 }
 
+/// Decodes a streamed body's bytes into server-sent events, as the transport does for every
+/// streamed answer; `transport_error` maps a failed read to the error the stream then yields.
+///
+/// The pieces may cut events and lines anywhere. Any byte stream works, so this also runs over
+/// bytes held in memory (tests, benchmarks).
+pub fn decode_sse<S, B, E, F>(
+    provider: &str,
+    body: S,
+    mut transport_error: F,
+) -> impl Stream<Item = Result<SseEvent>> + use<S, B, E, F>
+where
+    S: Stream<Item = std::result::Result<B, E>>,
+    B: AsRef<[u8]>,
+    E: fmt::Display,
+    F: FnMut(E) -> Error,
+{
+    let provider = provider.to_owned();
+    body.eventsource().map(move |item| match item {
+        Ok(event) => Ok(SseEvent {
+            event: if event.event == "message" {
+                String::new()
+            } else {
+                event.event
+            },
+            data: event.data,
+        }),
+        Err(EventStreamError::Transport(e)) => {
+            let err = transport_error(e);
+            Err(Error::new(
+                err.kind(),
+                format!(
+                    "the stream from provider `{provider}` broke: {}",
+                    err.message()
+                ),
+            )
+            .with_provider(provider.as_str()))
+        }
+        Err(e) => Err(Error::new(
+            ErrorKind::Connection,
+            format!("provider `{provider}` sent an unreadable event stream: {e}"),
+        )
+        .with_provider(provider.as_str())),
+    })
+}
+
 /// Turns a provider's stream events into OpenAI chunks. Fed event by event; no I/O.
 pub trait StreamDecoder: Send {
     /// Translates one event into zero or more chunks; an error event becomes `Err`.
@@ -357,4 +404,57 @@ pub trait StreamDecoder: Send {
 
     /// Called when the body ends; an error if the stream stopped before it was complete.
     fn finish(&mut self) -> Result<Vec<ChatCompletionChunk>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::{FutureExt, StreamExt, stream};
+
+    use super::*;
+
+    /// Drains an in-memory stream (every poll is ready).
+    fn drain<T>(s: impl Stream<Item = T>) -> Vec<T> {
+        s.collect::<Vec<_>>()
+            .now_or_never()
+            .expect("an in-memory stream is always ready")
+    }
+
+    #[test]
+    fn decode_sse_joins_events_cut_anywhere() {
+        let body = "event: message_start\r\ndata: {\"a\":1}\r\n\r\ndata: x\ndata: y\n\n: ping\n\ndata: [DONE]\n\n";
+        for size in 1..body.len() {
+            let reads: Vec<std::result::Result<Bytes, std::convert::Infallible>> = body
+                .as_bytes()
+                .chunks(size)
+                .map(|piece| Ok(Bytes::copy_from_slice(piece)))
+                .collect();
+            let events = drain(decode_sse("p", stream::iter(reads), |never| match never {}));
+            let events: Vec<(String, String)> = events
+                .into_iter()
+                .map(|e| e.map(|e| (e.event, e.data)).expect("a well-formed stream"))
+                .collect();
+            let expected = [("message_start", "{\"a\":1}"), ("", "x\ny"), ("", "[DONE]")];
+            let expected: Vec<(String, String)> = expected
+                .iter()
+                .map(|(e, d)| ((*e).to_owned(), (*d).to_owned()))
+                .collect();
+            assert_eq!(events, expected, "reads of {size} bytes");
+        }
+    }
+
+    #[test]
+    fn decode_sse_reports_a_broken_read_as_the_stream_breaking() {
+        let reads = stream::iter([Ok(Bytes::from_static(b"data: 1\n\n")), Err("reset")]);
+        let events = drain(decode_sse("p", reads, |why: &str| {
+            Error::new(ErrorKind::Timeout, format!("read failed: {why}"))
+        }));
+        assert_eq!(events.len(), 2);
+        let err = events[1].as_ref().expect_err("the read failed");
+        assert_eq!(err.kind(), ErrorKind::Timeout);
+        assert_eq!(
+            err.message(),
+            "the stream from provider `p` broke: read failed: reset"
+        );
+        assert_eq!(err.provider(), Some("p"));
+    }
 }
