@@ -127,6 +127,7 @@ class Bench:
             f"  listen: 127.0.0.1:{port}\n"
             f"  database: sqlite://{self.tmp}/bench.db\n"
             "  auth: none\n"
+            + ("ledger: { database: memory }\n" if self.args.ledger == "memory" else "")
         )
         env = dict(os.environ)
         if self.args.log:
@@ -296,7 +297,7 @@ http {{
         print()
         print(f"date {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, load average "
               f"{os.getloadavg()[0]:.2f}; {a.seconds:g} s per load run; gateway log: "
-              f"{a.log or 'info (default)'}")
+              f"{a.log or 'info (default)'}; ledger: {a.ledger}")
         header = "| figure | " + " | ".join(t.name for t in targets) + " |"
         print(header)
         print("|---" * (len(targets) + 1) + "|")
@@ -344,6 +345,8 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=500, help="streams in a row for the first-byte probe")
     parser.add_argument("--open-streams", type=int, default=1000, help="streams held open for the RSS figure")
     parser.add_argument("--log", help="OPENGATEWAY_LOG for the gateway (default: its own, info)")
+    parser.add_argument("--ledger", choices=["sqlite", "memory"], default="sqlite",
+                        help="the gateway's ledger: its SQLite store (the server's default) or memory")
     parser.add_argument("--oha", default=shutil.which("oha") or str(Path.home() / ".cargo/bin/oha"))
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--quick", action="store_true", help="3 s runs, 100 probes")

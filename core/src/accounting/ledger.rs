@@ -5,7 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::bodies::RequestBodies;
 use super::query::{UsageFilter, UsageQuery, UsageTotals};
@@ -31,6 +31,8 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Most records written in one batch (one transaction in SQLite).
 const MAX_BATCH: usize = 1024;
+/// How long a batch that nobody waits on may wait for more records before it is written.
+const SETTLE_LINGER: Duration = Duration::from_millis(2);
 
 /// Writes that fail are tried this many times before the batch is given up (and logged).
 const WRITE_TRIES: u32 = 3;
@@ -288,6 +290,7 @@ fn write_loop(rx: Receiver<Op>, sink: &dyn LedgerSink, hooks: &Hooks) {
         let mut bodies: Vec<RequestBodies> = Vec::new();
         let mut purge: Option<i64> = None;
         let mut acks: Vec<Ack> = Vec::new();
+        let linger_until = Instant::now() + SETTLE_LINGER;
         let mut next = Some(first);
         while let Some(op) = next.take() {
             match op {
@@ -302,6 +305,13 @@ fn write_loop(rx: Receiver<Op>, sink: &dyn LedgerSink, hooks: &Hooks) {
             // A purge ends the batch: what was queued after it must survive it.
             if batch.len() < MAX_BATCH && purge.is_none() {
                 next = rx.try_recv().ok();
+                // Nobody waits on a batch of settled records: give it a moment to gather
+                // more, since each commit costs the same few page writes whatever it holds.
+                // An op somebody waits on (an open, a flush) ends the wait at once.
+                let wait = linger_until.saturating_duration_since(Instant::now());
+                if next.is_none() && acks.is_empty() && !batch.is_empty() && !wait.is_zero() {
+                    next = rx.recv_timeout(wait).ok();
+                }
             }
         }
         let result = write_with_retries(sink, &batch);

@@ -156,6 +156,9 @@ impl LedgerSink for SqliteSink {
                 "DELETE FROM usage_tags WHERE record_id = ?1
                  AND tag NOT IN (SELECT value FROM json_each(?2))",
             )?;
+            // The common case, a record without tags, needs no JSON table to compare against.
+            let mut drop_all_tags =
+                tx.prepare_cached("DELETE FROM usage_tags WHERE record_id = ?1")?;
             for r in batch {
                 let attempts = json(&r.attempts)?;
                 let tags = json(&r.tags)?;
@@ -189,10 +192,14 @@ impl LedgerSink for SqliteSink {
                     attempts,
                     tags,
                 ])?;
-                for tag in &r.tags {
-                    add_tag.execute(params![r.id, tag])?;
+                if r.tags.is_empty() {
+                    drop_all_tags.execute(params![r.id])?;
+                } else {
+                    for tag in &r.tags {
+                        add_tag.execute(params![r.id, tag])?;
+                    }
+                    drop_stale_tags.execute(params![r.id, tags])?;
                 }
-                drop_stale_tags.execute(params![r.id, tags])?;
             }
         }
         tx.commit()?;
