@@ -11,7 +11,8 @@
 use std::fmt::Write as _;
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, Mutex, PoisonError};
+use std::sync::{LazyLock, Mutex, PoisonError, mpsc};
+use std::time::Duration;
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, Row, TransactionBehavior, params, params_from_iter};
@@ -85,6 +86,36 @@ pub struct SqliteSink {
     lock_path: PathBuf,
     /// Held locked for the sink's whole life: the proof, to other processes, that it runs.
     lock: File,
+    /// Stops the checkpoint thread when the sink goes (its receiver sees the sender dropped).
+    _checkpoints: mpsc::Sender<()>,
+}
+
+/// How often the checkpoint thread copies the write-ahead log into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Runs the WAL checkpoints on a connection of their own, so a batch never waits behind one:
+/// SQLite's automatic checkpoint runs inside the commit that crosses its threshold, and with it
+/// an fsync, which stalled the requests waiting on that commit (their records) by milliseconds.
+/// A passive checkpoint waits for no reader or writer.
+fn spawn_checkpoints(path: &Path) -> Result<mpsc::Sender<()>, LedgerError> {
+    let (conn, _) = store::open(path).map_err(|e| LedgerError(e.to_string()))?;
+    let (stop, stopped) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("ogw-checkpoint".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY)
+            {
+                let done: rusqlite::Result<(i64, i64, i64)> =
+                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    });
+                if let Err(e) = done {
+                    tracing::warn!(error = %e, "ledger checkpoint failed");
+                }
+            }
+        })
+        .map_err(|e| LedgerError(format!("cannot start the checkpoint thread: {e}")))?;
+    Ok(stop)
 }
 
 impl SqliteSink {
@@ -97,6 +128,8 @@ impl SqliteSink {
     /// anyway).
     pub fn open(path: &Path, instance: &str) -> Result<Self, LedgerError> {
         let (writer, _) = store::open(path).map_err(|e| LedgerError(e.to_string()))?;
+        // The checkpoint thread does the checkpoints (see `spawn_checkpoints`).
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         let (reader, _) = store::open(path).map_err(|e| LedgerError(e.to_string()))?;
         reader.pragma_update(None, "query_only", true)?;
 
@@ -120,12 +153,14 @@ impl SqliteSink {
                 )));
             }
         }
+        let checkpoints = spawn_checkpoints(path)?;
         Ok(SqliteSink {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
             locks_dir,
             lock_path,
             lock,
+            _checkpoints: checkpoints,
         })
     }
 }
