@@ -4,7 +4,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use super::bodies::RequestBodies;
@@ -24,6 +24,100 @@ enum Op {
     /// Delete what started before this Unix millisecond (retention).
     Purge(i64),
     Flush(Ack),
+}
+
+impl Op {
+    /// Whether somebody waits on this op, so the writer must not linger before writing it.
+    fn awaited(&self) -> bool {
+        matches!(self, Op::Write(_, Some(_)) | Op::Flush(_))
+    }
+}
+
+/// The writer's inbox. Unlike a channel, whose every send wakes a blocked receiver, a push wakes
+/// the writer only when it has to act: it is idle, somebody waits on the op, or a batch is full.
+/// Records nobody waits on (settles, opens in a memory ledger) then cost no thread switch each;
+/// the writer takes them in one go when its linger ends.
+struct OpQueue {
+    state: Mutex<QueueState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    ops: Vec<Op>,
+    /// The writer sleeps until pushed to (rather than lingering until a deadline).
+    writer_idle: bool,
+    /// An op somebody waits on is queued.
+    awaited: bool,
+    /// The ledger is gone (or its writer never started): pushes fail, the writer drains and ends.
+    closed: bool,
+}
+
+impl OpQueue {
+    fn new() -> Self {
+        OpQueue {
+            state: Mutex::new(QueueState::default()),
+            wake: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, op: Op) -> Result<(), LedgerError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(LedgerError("the ledger's writer has stopped".into()));
+        }
+        let awaited = op.awaited();
+        state.ops.push(op);
+        state.awaited |= awaited;
+        if state.writer_idle || awaited || state.ops.len() >= MAX_BATCH {
+            state.writer_idle = false;
+            drop(state);
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_one();
+    }
+
+    /// Moves the queued ops into `into` (empty): waits for the first, then up to
+    /// [`SETTLE_LINGER`] for more unless somebody waits on one, since each commit costs the same
+    /// few page writes whatever it holds. False once the queue is closed and drained.
+    fn take(&self, into: &mut Vec<Op>) -> bool {
+        let mut state = self.lock();
+        while state.ops.is_empty() {
+            if state.closed {
+                return false;
+            }
+            state.writer_idle = true;
+            state = self
+                .wake
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        state.writer_idle = false;
+        let linger_until = Instant::now() + SETTLE_LINGER;
+        while !state.awaited && !state.closed && state.ops.len() < MAX_BATCH {
+            let wait = linger_until.saturating_duration_since(Instant::now());
+            if wait.is_zero() {
+                break;
+            }
+            state = self
+                .wake
+                .wait_timeout(state, wait)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        state.awaited = false;
+        std::mem::swap(into, &mut state.ops);
+        true
+    }
 }
 
 /// How often retention deletes expired records after the first time (at start).
@@ -47,10 +141,17 @@ struct Inner {
     sink: Arc<dyn LedgerSink>,
     instance: String,
     durable: bool,
-    ops: Mutex<Sender<Op>>,
+    ops: Arc<OpQueue>,
     hooks: Arc<Hooks>,
     /// Stops the retention thread when the ledger goes (its receiver sees the sender dropped).
     retention: Mutex<Option<Sender<()>>>,
+}
+
+impl Drop for Inner {
+    /// The writer drains what is queued and ends.
+    fn drop(&mut self) {
+        self.ops.close();
+    }
 }
 
 type HookList = Arc<RwLock<Vec<RequestEndHook>>>;
@@ -85,24 +186,26 @@ impl Ledger {
 
     /// A ledger over `sink`, writing as `instance` (an id unique to this process).
     pub fn new(sink: Arc<dyn LedgerSink>, instance: String) -> Self {
-        let (tx, rx) = mpsc::channel();
+        let ops = Arc::new(OpQueue::new());
         let hooks = Arc::new(Hooks::default());
+        let writer_ops = ops.clone();
         let writer_sink = sink.clone();
         let writer_hooks = hooks.clone();
         let spawned = std::thread::Builder::new()
             .name("ogw-ledger".into())
-            .spawn(move || write_loop(rx, writer_sink.as_ref(), &writer_hooks));
+            .spawn(move || write_loop(&writer_ops, writer_sink.as_ref(), &writer_hooks));
         if let Err(e) = spawned {
-            // Without a writer every open fails with the channel closed, so requests are refused
+            // Without a writer every open fails with the queue closed, so requests are refused
             // rather than served unrecorded.
             tracing::error!(error = %e, "cannot start the usage ledger's writer thread");
+            ops.close();
         }
         Ledger {
             inner: Arc::new(Inner {
                 durable: sink.durable(),
                 sink,
                 instance,
-                ops: Mutex::new(tx),
+                ops,
                 hooks,
                 retention: Mutex::new(None),
             }),
@@ -125,12 +228,7 @@ impl Ledger {
     }
 
     fn send(&self, op: Op) -> Result<(), LedgerError> {
-        self.inner
-            .ops
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .send(op)
-            .map_err(|_| LedgerError("the ledger's writer has stopped".into()))
+        self.inner.ops.push(op)
     }
 
     /// Stores a newly accepted (pending) record. With a durable store this waits until the
@@ -284,64 +382,75 @@ pub fn new_instance_id() -> String {
     format!("inst_{:032x}", fastrand::u128(..))
 }
 
-fn write_loop(rx: Receiver<Op>, sink: &dyn LedgerSink, hooks: &Hooks) {
-    while let Ok(first) = rx.recv() {
-        let mut batch: Vec<UsageRecord> = Vec::new();
-        let mut bodies: Vec<RequestBodies> = Vec::new();
-        let mut purge: Option<i64> = None;
-        let mut acks: Vec<Ack> = Vec::new();
-        let linger_until = Instant::now() + SETTLE_LINGER;
-        let mut next = Some(first);
-        while let Some(op) = next.take() {
-            match op {
-                Op::Write(record, ack) => {
-                    batch.push(*record);
-                    acks.extend(ack);
+fn write_loop(queue: &OpQueue, sink: &dyn LedgerSink, hooks: &Hooks) {
+    let mut ops = Vec::new();
+    while queue.take(&mut ops) {
+        let mut queued = ops.drain(..);
+        loop {
+            let mut batch: Vec<UsageRecord> = Vec::new();
+            let mut bodies: Vec<RequestBodies> = Vec::new();
+            let mut purge: Option<i64> = None;
+            let mut acks: Vec<Ack> = Vec::new();
+            for op in queued.by_ref() {
+                match op {
+                    Op::Write(record, ack) => {
+                        batch.push(*record);
+                        acks.extend(ack);
+                    }
+                    Op::Bodies(b) => bodies.push(*b),
+                    Op::Purge(cutoff) => purge = Some(cutoff),
+                    Op::Flush(ack) => acks.push(ack),
                 }
-                Op::Bodies(b) => bodies.push(*b),
-                Op::Purge(cutoff) => purge = Some(cutoff),
-                Op::Flush(ack) => acks.push(ack),
-            }
-            // A purge ends the batch: what was queued after it must survive it.
-            if batch.len() < MAX_BATCH && purge.is_none() {
-                next = rx.try_recv().ok();
-                // Nobody waits on a batch of settled records: give it a moment to gather
-                // more, since each commit costs the same few page writes whatever it holds.
-                // An op somebody waits on (an open, a flush) ends the wait at once.
-                let wait = linger_until.saturating_duration_since(Instant::now());
-                if next.is_none() && acks.is_empty() && !batch.is_empty() && !wait.is_zero() {
-                    next = rx.recv_timeout(wait).ok();
+                // A purge ends the batch: what was queued after it must survive it.
+                if batch.len() >= MAX_BATCH || purge.is_some() {
+                    break;
                 }
             }
-        }
-        let result = write_with_retries(sink, &batch);
-        if let Err(e) = &result {
-            let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
-            tracing::error!(error = %e, records = ?ids, "usage records could not be written");
-        }
-        if !bodies.is_empty()
-            && let Err(e) = sink.write_bodies(&bodies)
-        {
-            let ids: Vec<&str> = bodies.iter().map(|b| b.id.as_str()).collect();
-            tracing::error!(error = %e, records = ?ids, "request bodies could not be written");
-        }
-        if let Some(cutoff) = purge {
-            match sink.purge_before(cutoff) {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(records = n, "ledger retention deleted expired records"),
-                Err(e) => tracing::error!(error = %e, "ledger retention failed"),
+            if batch.is_empty() && bodies.is_empty() && purge.is_none() && acks.is_empty() {
+                break;
             }
+            commit(sink, hooks, batch, &bodies, purge, acks);
         }
-        for ack in acks {
-            ack(result.clone());
+    }
+}
+
+/// Writes one batch (one transaction in SQLite), then answers whoever waits on it and hands
+/// the settled records to the hooks.
+fn commit(
+    sink: &dyn LedgerSink,
+    hooks: &Hooks,
+    batch: Vec<UsageRecord>,
+    bodies: &[RequestBodies],
+    purge: Option<i64>,
+    acks: Vec<Ack>,
+) {
+    let result = write_with_retries(sink, &batch);
+    if let Err(e) = &result {
+        let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
+        tracing::error!(error = %e, records = ?ids, "usage records could not be written");
+    }
+    if !bodies.is_empty()
+        && let Err(e) = sink.write_bodies(bodies)
+    {
+        let ids: Vec<&str> = bodies.iter().map(|b| b.id.as_str()).collect();
+        tracing::error!(error = %e, records = ?ids, "request bodies could not be written");
+    }
+    if let Some(cutoff) = purge {
+        match sink.purge_before(cutoff) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(records = n, "ledger retention deleted expired records"),
+            Err(e) => tracing::error!(error = %e, "ledger retention failed"),
         }
-        if hooks.any.load(Ordering::Acquire)
-            && let Some(queue) = hooks.queue.get()
-        {
-            for record in batch {
-                if record.status != RecordStatus::Pending {
-                    let _ = queue.send(record);
-                }
+    }
+    for ack in acks {
+        ack(result.clone());
+    }
+    if hooks.any.load(Ordering::Acquire)
+        && let Some(queue) = hooks.queue.get()
+    {
+        for record in batch {
+            if record.status != RecordStatus::Pending {
+                let _ = queue.send(record);
             }
         }
     }
