@@ -340,7 +340,7 @@ def main() -> None:
     parser.add_argument("--bin-dir", default=os.environ.get("OGW_BIN_DIR", str(ROOT / "target" / "release")),
                         help="where opengateway and opengateway-mock are (default: target/release)")
     parser.add_argument("--no-build", action="store_true", help="use the binaries as they are")
-    parser.add_argument("--seconds", type=float, default=10, help="length of each load run")
+    parser.add_argument("--seconds", type=int, default=10, help="length of each load run, whole seconds (wrk takes no fractions)")
     parser.add_argument("--rates", type=int, nargs="*", default=[1000, 5000], help="fixed request rates")
     parser.add_argument("--probes", type=int, default=500, help="streams in a row for the first-byte probe")
     parser.add_argument("--open-streams", type=int, default=1000, help="streams held open for the RSS figure")
