@@ -571,7 +571,9 @@ fn the_wal_stays_bounded_under_steady_writes() {
             settled.ended_at_ms = Some(1_767_225_600_001);
             batch.push(settled);
         }
+        // What the ledger's writer does with every batch.
         sink.write(&batch).unwrap();
+        sink.maintain();
         n += 1;
         if at_half.is_none() && started.elapsed() >= Duration::from_millis(1500) {
             at_half = Some(wal_size());

@@ -445,6 +445,7 @@ fn commit(
     for ack in acks {
         ack(result.clone());
     }
+    sink.maintain();
     if hooks.any.load(Ordering::Acquire)
         && let Some(queue) = hooks.queue.get()
     {

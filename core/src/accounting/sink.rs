@@ -37,6 +37,10 @@ pub trait LedgerSink: Send + Sync + std::fmt::Debug + 'static {
     /// Totals grouped and filtered as asked (see [`aggregate`] for the reference semantics).
     fn totals(&self, query: &UsageQuery) -> Result<Vec<UsageTotals>, LedgerError>;
 
+    /// Upkeep between batches, called by the ledger's writer after it has answered whoever
+    /// waited on the last batch (so no request waits on it). The default does nothing.
+    fn maintain(&self) {}
+
     /// Whether records survive the process, so that a request must wait until its opened
     /// record is stored before it goes upstream.
     fn durable(&self) -> bool {

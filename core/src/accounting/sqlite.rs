@@ -112,7 +112,8 @@ const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 /// only once a checkpoint has copied all of it: the log grew without bound (900 MB after 20 s
 /// of load, beside a 25 MB database), every commit extending the file. So once the log is past
 /// [`WAL_RESTART_FRAMES`], this thread asks the writer (through `restart`) to finish the job
-/// between two batches: it then copies only the frames committed since this thread's pass.
+/// between two batches, after it has answered the last one (`LedgerSink::maintain`): it then
+/// copies only the frames committed since this thread's pass.
 fn spawn_checkpoints(
     path: &Path,
     restart: Arc<AtomicBool>,
@@ -270,12 +271,17 @@ impl LedgerSink for SqliteSink {
             }
         }
         tx.commit()?;
-        if self.wal_restart.swap(false, Ordering::AcqRel)
-            && let Err(e) = checkpoint(&conn)
-        {
-            tracing::warn!(error = %e, "ledger checkpoint failed");
-        }
         Ok(())
+    }
+
+    /// Finishes the checkpoint thread's work when it asked for it (see `spawn_checkpoints`).
+    fn maintain(&self) {
+        if self.wal_restart.swap(false, Ordering::AcqRel) {
+            let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Err(e) = checkpoint(&conn) {
+                tracing::warn!(error = %e, "ledger checkpoint failed");
+            }
+        }
     }
 
     /// Marks `interrupted` the pending records of every instance other than `own_instance`
