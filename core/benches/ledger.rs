@@ -15,33 +15,15 @@ use std::path::PathBuf;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use opengateway::Attempt;
 use opengateway::accounting::{LedgerSink, RecordStatus, SqliteSink, TokenCounts, UsageRecord};
-use opengateway::pricing::Cost;
 
 fn pending(n: u64) -> UsageRecord {
-    UsageRecord {
-        id: format!("req_{n:024}"),
-        instance: "inst_bench".into(),
-        started_at_ms: 1_780_000_000_000 + i64::try_from(n).unwrap_or(i64::MAX),
-        ended_at_ms: None,
-        endpoint: "chat.completions".into(),
-        stream: false,
-        key: None,
-        user: None,
-        tags: Vec::new(),
-        model: "mock/mock-gpt".into(),
-        provider: None,
-        provider_model: None,
-        status: RecordStatus::Pending,
-        http_status: None,
-        error_type: None,
-        error_message: None,
-        tokens: TokenCounts::default(),
-        estimated: false,
-        cost: Cost::default(),
-        latency_ms: None,
-        ttft_ms: None,
-        attempts: Vec::new(),
-    }
+    UsageRecord::pending(
+        format!("req_{n:024}"),
+        "inst_bench",
+        1_780_000_000_000 + i64::try_from(n).unwrap_or(i64::MAX),
+        "chat.completions",
+        "mock/mock-gpt",
+    )
 }
 
 fn settled(n: u64) -> UsageRecord {

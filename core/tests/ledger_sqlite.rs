@@ -40,30 +40,7 @@ impl Drop for TempDir {
 }
 
 fn pending(id: &str, instance: &str, started_at_ms: i64) -> UsageRecord {
-    UsageRecord {
-        id: id.into(),
-        instance: instance.into(),
-        started_at_ms,
-        ended_at_ms: None,
-        endpoint: "chat.completions".into(),
-        stream: false,
-        key: None,
-        user: None,
-        tags: Vec::new(),
-        model: "fast".into(),
-        provider: None,
-        provider_model: None,
-        status: RecordStatus::Pending,
-        http_status: None,
-        error_type: None,
-        error_message: None,
-        tokens: TokenCounts::default(),
-        estimated: false,
-        cost: Cost::default(),
-        latency_ms: None,
-        ttft_ms: None,
-        attempts: Vec::new(),
-    }
+    UsageRecord::pending(id, instance, started_at_ms, "chat.completions", "fast")
 }
 
 fn all() -> UsageFilter {

@@ -178,11 +178,6 @@ impl Ticket {
             }
         }
         let record = UsageRecord {
-            id: new_request_id(),
-            instance: ledger.instance().to_owned(),
-            started_at_ms: now_ms(),
-            ended_at_ms: None,
-            endpoint: opening.endpoint.to_owned(),
             stream: opening.stream,
             key: context.key.clone(),
             user: context
@@ -190,19 +185,13 @@ impl Ticket {
                 .clone()
                 .or_else(|| opening.request_user.map(str::to_owned)),
             tags,
-            model: opening.model.to_owned(),
-            provider: None,
-            provider_model: None,
-            status: RecordStatus::Pending,
-            http_status: None,
-            error_type: None,
-            error_message: None,
-            tokens: TokenCounts::default(),
-            estimated: false,
-            cost: Cost::default(),
-            latency_ms: None,
-            ttft_ms: None,
-            attempts: Vec::new(),
+            ..UsageRecord::pending(
+                new_request_id(),
+                ledger.instance(),
+                now_ms(),
+                opening.endpoint,
+                opening.model,
+            )
         };
         let started = Instant::now();
         opening.metrics.request_started(&record.endpoint);

@@ -164,6 +164,40 @@ pub struct UsageRecord {
 }
 
 impl UsageRecord {
+    /// A newly accepted request's record: pending, nothing known yet of how it will end.
+    pub fn pending(
+        id: impl Into<String>,
+        instance: impl Into<String>,
+        started_at_ms: i64,
+        endpoint: impl Into<String>,
+        model: impl Into<String>,
+    ) -> Self {
+        UsageRecord {
+            id: id.into(),
+            instance: instance.into(),
+            started_at_ms,
+            ended_at_ms: None,
+            endpoint: endpoint.into(),
+            stream: false,
+            key: None,
+            user: None,
+            tags: Vec::new(),
+            model: model.into(),
+            provider: None,
+            provider_model: None,
+            status: RecordStatus::Pending,
+            http_status: None,
+            error_type: None,
+            error_message: None,
+            tokens: TokenCounts::default(),
+            estimated: false,
+            cost: Cost::default(),
+            latency_ms: None,
+            ttft_ms: None,
+            attempts: Vec::new(),
+        }
+    }
+
     /// The id the bill groups by: `provider/provider_model` when served, else the model asked.
     pub fn billed_model(&self) -> String {
         match (&self.provider, &self.provider_model) {

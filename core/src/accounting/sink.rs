@@ -231,28 +231,8 @@ mod tests {
 
     fn record(id: &str, status: RecordStatus) -> UsageRecord {
         UsageRecord {
-            id: id.to_owned(),
-            instance: "i".to_owned(),
-            started_at_ms: 0,
-            ended_at_ms: None,
-            endpoint: "chat.completions".to_owned(),
-            stream: false,
-            key: None,
-            user: None,
-            tags: Vec::new(),
-            model: "m".to_owned(),
-            provider: None,
-            provider_model: None,
             status,
-            http_status: None,
-            error_type: None,
-            error_message: None,
-            tokens: Default::default(),
-            estimated: false,
-            cost: Default::default(),
-            latency_ms: None,
-            ttft_ms: None,
-            attempts: Vec::new(),
+            ..UsageRecord::pending(id, "i", 0, "chat.completions", "m")
         }
     }
 
