@@ -20,7 +20,7 @@ use crate::catalog::Catalog;
 use crate::config::{Config, LedgerStore, Strategy};
 use crate::error::{Attempt, Error, ErrorKind, Result};
 use crate::metrics::Metrics;
-use crate::pricing::PriceTag;
+use crate::pricing::{PriceCache, PriceTag};
 use crate::providers::anthropic::AnthropicProvider;
 use crate::providers::gemini::GeminiProvider;
 use crate::providers::openai::OpenAiProvider;
@@ -178,6 +178,8 @@ struct Inner {
     transport: Transport,
     router: Router,
     catalog: Catalog,
+    /// What [`Gateway::price`] resolved from the catalog.
+    prices: PriceCache,
     ledger: Ledger,
     budgets: Arc<Budgets>,
     metrics: Arc<Metrics>,
@@ -345,6 +347,7 @@ impl Gateway {
                 transport,
                 router,
                 catalog,
+                prices: PriceCache::default(),
                 ledger,
                 budgets,
                 metrics: Arc::new(Metrics::new()),
@@ -901,18 +904,20 @@ impl Gateway {
 
     /// The prices of `provider/model` (by provider type, then model), and the platform fee.
     pub(crate) fn price(&self, provider: &str, model: &str) -> PriceTag {
-        let catalog = &self.inner.catalog;
-        // The provider id first (a config's own prices for `local/llama`), then its type
-        // (`openai/gpt-4o` whatever the id).
-        let kind = self.inner.providers.get(provider).map(|e| e.kind.name());
-        let info = catalog
-            .lookup(provider, model)
-            .or_else(|| kind.and_then(|k| catalog.lookup(k, model)))
-            .cloned();
-        PriceTag {
-            info: info.map(Arc::new),
-            fee_percent: self.inner.config.pricing.platform_fee_percent,
-        }
+        self.inner.prices.get_or_resolve(provider, model, || {
+            let catalog = &self.inner.catalog;
+            // The provider id first (a config's own prices for `local/llama`), then its type
+            // (`openai/gpt-4o` whatever the id).
+            let kind = self.inner.providers.get(provider).map(|e| e.kind.name());
+            let info = catalog
+                .lookup(provider, model)
+                .or_else(|| kind.and_then(|k| catalog.lookup(k, model)))
+                .cloned();
+            PriceTag {
+                info: info.map(Arc::new),
+                fee_percent: self.inner.config.pricing.platform_fee_percent,
+            }
+        })
     }
 
     /// The first-byte and total time limits of one attempt: the request's own, else the

@@ -26,7 +26,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -112,6 +112,57 @@ fn attempts_histogram() -> Histogram {
     Histogram::new([1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0])
 }
 
+/// Kinds of [`RouteSeries`] kept before further ones are looked up each time (a kind is an
+/// endpoint, model, provider, billed model and status; the model labels are bounded anyway).
+const MAX_ROUTE_SERIES: usize = 4096;
+
+/// The `kind` label of `opengateway_tokens_total`, in [`RouteSeries::tokens`] order.
+const TOKEN_KINDS: [&str; 5] = ["prompt", "completion", "cached", "cache_write", "reasoning"];
+
+thread_local! {
+    /// The key of [`Metrics::route_series`], built anew for every request without allocating.
+    static ROUTE_KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Handles to the series that requests of one kind feed, so that settling a request costs
+/// one map lookup instead of a label set built, hashed and looked up per metric. The series a
+/// kind may never feed (time to first token of a non-stream, tokens of a failure) are created
+/// on first use, so that `/metrics` shows no series that nothing counted.
+struct RouteSeries {
+    in_flight: Gauge,
+    requests: Counter,
+    duration: Histogram,
+    ttft: OnceLock<Histogram>,
+    attempts: OnceLock<Histogram>,
+    /// `opengateway_upstream_attempts_total` with status 200 for the target that served.
+    served_ok: OnceLock<Counter>,
+    tokens: OnceLock<[Counter; 5]>,
+    cost: OnceLock<Counter<f64, AtomicU64>>,
+    endpoint: String,
+    /// The request's model as a label value.
+    model: String,
+    provider: String,
+    /// The billed `provider/model` as a label value.
+    billed: String,
+}
+
+impl RouteSeries {
+    fn route_labels(&self) -> RouteLabels {
+        RouteLabels {
+            endpoint: self.endpoint.clone(),
+            model: self.model.clone(),
+            provider: self.provider.clone(),
+        }
+    }
+
+    fn model_labels(&self) -> ModelLabels {
+        ModelLabels {
+            endpoint: self.endpoint.clone(),
+            model: self.model.clone(),
+        }
+    }
+}
+
 /// The last failure seen on a provider in real traffic, for `/health`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastError {
@@ -139,6 +190,8 @@ pub struct Metrics {
     in_flight: Family<EndpointLabels, Gauge>,
     models: RwLock<HashSet<String>>,
     last_errors: Mutex<HashMap<String, LastError>>,
+    /// See [`Metrics::route_series`].
+    routes: RwLock<HashMap<String, Arc<RouteSeries>>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -247,6 +300,7 @@ impl Metrics {
             in_flight,
             models: RwLock::new(HashSet::new()),
             last_errors: Mutex::new(HashMap::new()),
+            routes: RwLock::new(HashMap::new()),
         }
     }
 
@@ -278,28 +332,15 @@ impl Metrics {
     /// A request ended: everything its settled record says. `first_target` is the
     /// `provider/model` the router planned first.
     pub(crate) fn request_ended(&self, record: &UsageRecord, first_target: Option<&str>) {
-        let endpoint = record.endpoint.clone();
-        self.in_flight
-            .get_or_create(&EndpointLabels {
-                endpoint: endpoint.clone(),
-            })
-            .dec();
-        let model = self.model_label(&record.model);
-        let provider = record.provider.clone().unwrap_or_default();
-        self.requests
-            .get_or_create(&RequestLabels {
-                endpoint: endpoint.clone(),
-                model: model.clone(),
-                provider: provider.clone(),
-                status: record.status.as_str().to_owned(),
-            })
-            .inc();
+        let series = self.route_series(record);
+        series.in_flight.dec();
+        series.requests.inc();
         if record.status == RecordStatus::Error {
             self.errors
                 .get_or_create(&ErrorLabels {
-                    endpoint: endpoint.clone(),
-                    model: model.clone(),
-                    provider: provider.clone(),
+                    endpoint: record.endpoint.clone(),
+                    model: series.model.clone(),
+                    provider: series.provider.clone(),
                     r#type: record
                         .error_type
                         .clone()
@@ -307,26 +348,21 @@ impl Metrics {
                 })
                 .inc();
         }
-        let route = RouteLabels {
-            endpoint: endpoint.clone(),
-            model: model.clone(),
-            provider: provider.clone(),
-        };
         if let Some(ms) = record.latency_ms {
-            self.duration.get_or_create(&route).observe(ms_to_s(ms));
+            series.duration.observe(ms_to_s(ms));
         }
         if record.stream
             && let Some(ms) = record.ttft_ms
         {
-            self.ttft.get_or_create(&route).observe(ms_to_s(ms));
+            series
+                .ttft
+                .get_or_init(|| self.ttft.get_or_create(&series.route_labels()).clone())
+                .observe(ms_to_s(ms));
         }
         if !record.attempts.is_empty() {
-            let labels = ModelLabels {
-                endpoint: endpoint.clone(),
-                model: model.clone(),
-            };
-            self.attempts
-                .get_or_create(&labels)
+            series
+                .attempts
+                .get_or_init(|| self.attempts.get_or_create(&series.model_labels()).clone())
                 .observe(record.attempts.len() as f64);
             let served = (record.status != RecordStatus::Error)
                 .then(|| record.provider.as_ref().zip(record.provider_model.as_ref()))
@@ -335,10 +371,29 @@ impl Metrics {
             if let (Some(served), Some(first)) = (served, first_target)
                 && served != first
             {
-                self.fallbacks.get_or_create(&labels).inc();
+                self.fallbacks.get_or_create(&series.model_labels()).inc();
             }
         }
         for attempt in &record.attempts {
+            // The usual attempt, the one that served the request, has a handle of its own.
+            if attempt.status == Some(200)
+                && record.provider.as_deref() == Some(attempt.provider.as_str())
+                && record.provider_model.as_deref() == Some(attempt.model.as_str())
+            {
+                series
+                    .served_ok
+                    .get_or_init(|| {
+                        self.upstream
+                            .get_or_create(&UpstreamLabels {
+                                provider: series.provider.clone(),
+                                model: series.billed.clone(),
+                                status: "200".to_owned(),
+                            })
+                            .clone()
+                    })
+                    .inc();
+                continue;
+            }
             let status = match (attempt.status, &attempt.error_type) {
                 (Some(s), _) => s.to_string(),
                 (None, Some(kind)) => kind.clone(),
@@ -366,33 +421,111 @@ impl Metrics {
                     );
             }
         }
-        let billed = self.model_label(&record.billed_model());
         let tokens = record.tokens;
         if tokens.total() > 0 {
-            for (kind, n) in [
-                ("prompt", tokens.prompt),
-                ("completion", tokens.completion),
-                ("cached", tokens.cached),
-                ("cache_write", tokens.cache_write),
-                ("reasoning", tokens.reasoning),
-            ] {
-                self.tokens
-                    .get_or_create(&TokenLabels {
-                        provider: provider.clone(),
-                        model: billed.clone(),
-                        kind,
-                    })
-                    .inc_by(n);
+            let counters = series.tokens.get_or_init(|| {
+                TOKEN_KINDS.map(|kind| {
+                    self.tokens
+                        .get_or_create(&TokenLabels {
+                            provider: series.provider.clone(),
+                            model: series.billed.clone(),
+                            kind,
+                        })
+                        .clone()
+                })
+            });
+            let counts = [
+                tokens.prompt,
+                tokens.completion,
+                tokens.cached,
+                tokens.cache_write,
+                tokens.reasoning,
+            ];
+            for (counter, n) in counters.iter().zip(counts) {
+                counter.inc_by(n);
             }
         }
         let cost = record.cost.total_usd;
         if cost.is_finite() && cost > 0.0 {
-            self.cost
-                .get_or_create(&TargetLabels {
-                    provider,
-                    model: billed,
+            series
+                .cost
+                .get_or_init(|| {
+                    self.cost
+                        .get_or_create(&TargetLabels {
+                            provider: series.provider.clone(),
+                            model: series.billed.clone(),
+                        })
+                        .clone()
                 })
                 .inc_by(cost);
+        }
+    }
+
+    /// The series of requests like `record` (endpoint, model, provider, billed model, status):
+    /// kept after the first one while fewer than [`MAX_ROUTE_SERIES`] kinds are known, else
+    /// looked up afresh.
+    fn route_series(&self, record: &UsageRecord) -> Arc<RouteSeries> {
+        ROUTE_KEY.with_borrow_mut(|key| {
+            key.clear();
+            for part in [
+                record.endpoint.as_str(),
+                record.model.as_str(),
+                record.provider.as_deref().unwrap_or("\u{1e}"),
+                record.provider_model.as_deref().unwrap_or("\u{1e}"),
+                record.status.as_str(),
+            ] {
+                key.push_str(part);
+                key.push('\u{1f}');
+            }
+            let known = self.routes.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(series) = known.get(key.as_str()) {
+                return Arc::clone(series);
+            }
+            drop(known);
+            let series = Arc::new(self.new_route_series(record));
+            let mut known = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+            if known.len() < MAX_ROUTE_SERIES {
+                known.insert(key.clone(), Arc::clone(&series));
+            }
+            series
+        })
+    }
+
+    fn new_route_series(&self, record: &UsageRecord) -> RouteSeries {
+        let endpoint = record.endpoint.clone();
+        let model = self.model_label(&record.model);
+        let provider = record.provider.clone().unwrap_or_default();
+        let route = RouteLabels {
+            endpoint: endpoint.clone(),
+            model: model.clone(),
+            provider: provider.clone(),
+        };
+        RouteSeries {
+            in_flight: self
+                .in_flight
+                .get_or_create(&EndpointLabels {
+                    endpoint: endpoint.clone(),
+                })
+                .clone(),
+            requests: self
+                .requests
+                .get_or_create(&RequestLabels {
+                    endpoint: endpoint.clone(),
+                    model: model.clone(),
+                    provider: provider.clone(),
+                    status: record.status.as_str().to_owned(),
+                })
+                .clone(),
+            duration: self.duration.get_or_create(&route).clone(),
+            ttft: OnceLock::new(),
+            attempts: OnceLock::new(),
+            served_ok: OnceLock::new(),
+            tokens: OnceLock::new(),
+            cost: OnceLock::new(),
+            billed: self.model_label(&record.billed_model()),
+            endpoint,
+            model,
+            provider,
         }
     }
 

@@ -10,6 +10,9 @@
 //! prices for that tier, the whole request is priced at the tier's rates, as the providers bill
 //! it. A platform fee (`pricing.platform_fee_percent`) is added on top and kept apart.
 
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
+
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::ModelInfo;
@@ -275,5 +278,52 @@ mod tests {
         assert!(close(c.provider_usd, 100.0 * 1e-6 + 10.0 * 2e-6));
         let c = cost_of(&info, &usage(10, 50, 0, 5, 9), 0.0);
         assert!(c.provider_usd.is_finite() && c.provider_usd >= 0.0);
+    }
+}
+
+/// Most `provider/model` pairs a [`PriceCache`] keeps: model names come from requests, so a
+/// client inventing names must not grow it without end (past the bound, prices are resolved
+/// each time).
+const PRICE_CACHE_MAX: usize = 4096;
+
+/// Price tags by provider id and model, as a gateway resolved them: its catalog never changes,
+/// and resolving a name (most of all one not in the catalog) costs several formatted lookups a
+/// request would otherwise repeat for every target.
+#[derive(Debug, Default)]
+pub(crate) struct PriceCache {
+    by_provider: RwLock<HashMap<String, HashMap<String, PriceTag>>>,
+}
+
+impl PriceCache {
+    /// The tag of `provider`/`model`, resolving it with `resolve` the first time.
+    pub(crate) fn get_or_resolve(
+        &self,
+        provider: &str,
+        model: &str,
+        resolve: impl FnOnce() -> PriceTag,
+    ) -> PriceTag {
+        let cached = self
+            .by_provider
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(provider)
+            .and_then(|models| models.get(model))
+            .cloned();
+        if let Some(tag) = cached {
+            return tag;
+        }
+        let tag = resolve();
+        let mut by_provider = self
+            .by_provider
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let size: usize = by_provider.values().map(HashMap::len).sum();
+        if size < PRICE_CACHE_MAX {
+            by_provider
+                .entry(provider.to_owned())
+                .or_default()
+                .insert(model.to_owned(), tag.clone());
+        }
+        tag
     }
 }

@@ -105,6 +105,19 @@ const MIGRATIONS: &[(i64, &str)] = &[
         DROP INDEX usage_records_user;
         CREATE INDEX usage_records_user ON usage_records ("user") WHERE "user" IS NOT NULL;"#,
     ),
+    // A record's tag rows follow its `tags` list. Deleting the stale ones on every write cost
+    // a temporary b-tree per statement (SQLite collects the keys to delete first), though a
+    // settled record almost always has the tags it was opened with; the trigger runs only when
+    // a rewrite changes the list.
+    (
+        6,
+        r#"CREATE TRIGGER usage_records_tags_changed AFTER UPDATE OF tags ON usage_records
+        WHEN old.tags IS NOT new.tags
+        BEGIN
+            DELETE FROM usage_tags WHERE record_id = new.id
+            AND tag NOT IN (SELECT value FROM json_each(new.tags));
+        END;"#,
+    ),
 ];
 
 /// A failure to open or migrate the store.

@@ -154,6 +154,15 @@ fn changed_tags_and_nan_costs_are_stored_faithfully() {
     };
     assert!(sink.records(&by_tag("a"), 10).unwrap().is_empty());
     assert_eq!(sink.records(&by_tag("c"), 10).unwrap(), vec![r.clone()]);
+    // Written again without tags, the record is in no tag's listing; with one back, in its.
+    r.tags.clear();
+    sink.write(std::slice::from_ref(&r)).unwrap();
+    assert!(sink.records(&by_tag("b"), 10).unwrap().is_empty());
+    assert!(sink.records(&by_tag("c"), 10).unwrap().is_empty());
+    assert_eq!(sink.records(&all(), 10).unwrap(), vec![r.clone()]);
+    r.tags = vec!["c".into()];
+    sink.write(std::slice::from_ref(&r)).unwrap();
+    assert_eq!(sink.records(&by_tag("c"), 10).unwrap(), vec![r.clone()]);
 
     // SQLite keeps NaN as NULL: a NaN cost must not fail the batch, and reads back as NaN.
     r.cost.fee_usd = f64::NAN;

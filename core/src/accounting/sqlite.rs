@@ -57,18 +57,28 @@ const COLUMNS: [&str; 28] = [
     "tags",
 ];
 
-/// Insert, or replace every column of the row with the same id (settling a pending record).
-/// An upsert rather than `INSERT OR REPLACE`, which would delete the row and cascade to tags.
-static UPSERT: LazyLock<String> = LazyLock::new(|| {
+/// A new record's row. Opening and settling a record write it with a plain `INSERT` and a
+/// plain `UPDATE`: unlike an upsert, neither needs a statement journal (a copy of every page
+/// it touches), and `INSERT OR REPLACE` would delete the row and cascade to its tags.
+static INSERT: LazyLock<String> = LazyLock::new(|| {
     let placeholders: Vec<String> = (1..=COLUMNS.len()).map(|i| format!("?{i}")).collect();
-    let updates: Vec<String> = COLUMNS[1..]
+    format!(
+        "INSERT INTO usage_records ({}) VALUES ({})",
+        COLUMNS.join(", "),
+        placeholders.join(", ")
+    )
+});
+
+/// Every column of the row with the record's id (`?1`), in [`COLUMNS`] order.
+static UPDATE: LazyLock<String> = LazyLock::new(|| {
+    let updates: Vec<String> = COLUMNS
         .iter()
-        .map(|c| format!("{c} = excluded.{c}"))
+        .enumerate()
+        .skip(1)
+        .map(|(i, c)| format!("{c} = ?{}", i + 1))
         .collect();
     format!(
-        "INSERT INTO usage_records ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
-        COLUMNS.join(", "),
-        placeholders.join(", "),
+        "UPDATE usage_records SET {} WHERE id = ?1",
         updates.join(", ")
     )
 });
@@ -209,69 +219,18 @@ impl Drop for SqliteSink {
 
 impl LedgerSink for SqliteSink {
     fn write(&self, batch: &[UsageRecord]) -> Result<(), LedgerError> {
-        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        // IMMEDIATE takes the write lock up front: a deferred transaction that upgrades from
-        // read to write can fail with SQLITE_BUSY without waiting for busy_timeout.
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut upsert = tx.prepare_cached(&UPSERT)?;
-            let mut add_tag = tx.prepare_cached(
-                "INSERT OR IGNORE INTO usage_tags (record_id, tag) VALUES (?1, ?2)",
-            )?;
-            // A settled record normally carries the pending one's tags; this keeps the tag
-            // rows equal to the record's list if it ever does not.
-            let mut drop_stale_tags = tx.prepare_cached(
-                "DELETE FROM usage_tags WHERE record_id = ?1
-                 AND tag NOT IN (SELECT value FROM json_each(?2))",
-            )?;
-            // The common case, a record without tags, needs no JSON table to compare against.
-            let mut drop_all_tags =
-                tx.prepare_cached("DELETE FROM usage_tags WHERE record_id = ?1")?;
-            for r in batch {
-                let attempts = json(&r.attempts)?;
-                let tags = json(&r.tags)?;
-                upsert.execute(params![
-                    r.id,
-                    r.instance,
-                    r.started_at_ms,
-                    r.ended_at_ms,
-                    r.endpoint,
-                    r.stream,
-                    r.key,
-                    r.user,
-                    r.model,
-                    r.provider,
-                    r.provider_model,
-                    r.status.as_str(),
-                    r.http_status,
-                    r.error_type,
-                    r.error_message,
-                    int(r.tokens.prompt)?,
-                    int(r.tokens.completion)?,
-                    int(r.tokens.cached)?,
-                    int(r.tokens.cache_write)?,
-                    int(r.tokens.reasoning)?,
-                    r.estimated,
-                    r.cost.provider_usd,
-                    r.cost.fee_usd,
-                    r.cost.total_usd,
-                    r.latency_ms.map(int).transpose()?,
-                    r.ttft_ms.map(int).transpose()?,
-                    attempts,
-                    tags,
-                ])?;
-                if r.tags.is_empty() {
-                    drop_all_tags.execute(params![r.id])?;
-                } else {
-                    for tag in &r.tags {
-                        add_tag.execute(params![r.id, tag])?;
-                    }
-                    drop_stale_tags.execute(params![r.id, tags])?;
-                }
-            }
+        let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        // Cached statements rather than rusqlite's `Transaction`, which parses its BEGIN and
+        // COMMIT again for every batch. IMMEDIATE takes the write lock up front: a deferred
+        // transaction that upgrades from read to write can fail with SQLITE_BUSY without
+        // waiting for busy_timeout.
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        let written = write_rows(&conn, batch)
+            .and_then(|()| Ok(conn.prepare_cached("COMMIT")?.execute([])?));
+        if written.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
         }
-        tx.commit()?;
-        Ok(())
+        written.map(|_| ())
     }
 
     /// Finishes the checkpoint thread's work when it asked for it (see `spawn_checkpoints`).
@@ -605,6 +564,84 @@ fn cost_sum(column: &str) -> String {
 }
 
 /// A count or token number as SQLite stores it.
+/// Writes each record's row and tags inside the caller's transaction: a pending record is
+/// normally new (`INSERT`), a settled one normally there already (`UPDATE`); either falls back
+/// to the other when it is not.
+fn write_rows(conn: &Connection, batch: &[UsageRecord]) -> Result<(), LedgerError> {
+    let mut insert = conn.prepare_cached(&INSERT)?;
+    let mut update = conn.prepare_cached(&UPDATE)?;
+    let mut add_tag =
+        conn.prepare_cached("INSERT OR IGNORE INTO usage_tags (record_id, tag) VALUES (?1, ?2)")?;
+    for r in batch {
+        let attempts = json(&r.attempts)?;
+        let tags = json(&r.tags)?;
+        let status = r.status.as_str();
+        let tokens = [
+            int(r.tokens.prompt)?,
+            int(r.tokens.completion)?,
+            int(r.tokens.cached)?,
+            int(r.tokens.cache_write)?,
+            int(r.tokens.reasoning)?,
+        ];
+        let latency_ms = r.latency_ms.map(int).transpose()?;
+        let ttft_ms = r.ttft_ms.map(int).transpose()?;
+        let row = params![
+            r.id,
+            r.instance,
+            r.started_at_ms,
+            r.ended_at_ms,
+            r.endpoint,
+            r.stream,
+            r.key,
+            r.user,
+            r.model,
+            r.provider,
+            r.provider_model,
+            status,
+            r.http_status,
+            r.error_type,
+            r.error_message,
+            tokens[0],
+            tokens[1],
+            tokens[2],
+            tokens[3],
+            tokens[4],
+            r.estimated,
+            r.cost.provider_usd,
+            r.cost.fee_usd,
+            r.cost.total_usd,
+            latency_ms,
+            ttft_ms,
+            attempts,
+            tags,
+        ];
+        if r.status == RecordStatus::Pending {
+            match insert.execute(row) {
+                Ok(_) => {}
+                Err(e) if is_duplicate(&e) => {
+                    update.execute(row)?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        } else if update.execute(row)? == 0 {
+            insert.execute(row)?;
+        }
+        // Tags the record no longer has go by the trigger of migration 6.
+        for tag in &r.tags {
+            add_tag.execute(params![r.id, tag])?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether an `INSERT` failed because a row with the same id exists.
+fn is_duplicate(e: &rusqlite::Error) -> bool {
+    e.sqlite_error().is_some_and(|e| {
+        e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    })
+}
+
 fn int(n: u64) -> Result<i64, LedgerError> {
     i64::try_from(n).map_err(|_| LedgerError(format!("{n} is too large for the ledger")))
 }
