@@ -125,6 +125,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .fmt_fields(plain_fields())
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -155,6 +156,20 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `name=value` fields as the default formatter writes them (the message bare, strings
+/// quoted), without its styling of every field name: on the per-request line that styling
+/// took about a third of the line's cost, even with colours off.
+fn plain_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        match field.name() {
+            "message" => write!(writer, "{value:?}"),
+            name => write!(writer, "{}={value:?}", name.trim_start_matches("r#")),
+        }
+    })
+    .delimited(" ")
 }
 
 /// The catalog as a table: prices in USD per million tokens.
