@@ -163,11 +163,9 @@ fn main() -> ExitCode {
 /// took about a third of the line's cost, even with colours off.
 fn plain_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
     use tracing_subscriber::field::MakeExt;
-    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
-        match field.name() {
-            "message" => write!(writer, "{value:?}"),
-            name => write!(writer, "{}={value:?}", name.trim_start_matches("r#")),
-        }
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| match field.name() {
+        "message" => write!(writer, "{value:?}"),
+        name => write!(writer, "{}={value:?}", name.trim_start_matches("r#")),
     })
     .delimited(" ")
 }
