@@ -509,7 +509,9 @@ impl SseParser {
                     } else {
                         std::mem::take(&mut self.event)
                     },
-                    data: std::mem::take(&mut self.data),
+                    // A copy of exactly its size: `data` keeps its capacity for the next
+                    // event rather than growing from nothing again.
+                    data: self.data.as_str().to_owned(),
                 });
             }
             self.event.clear();
