@@ -1,12 +1,12 @@
 //! HTTP routes: OpenAI-compatible endpoints that hand every request to the core gateway.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::{Stream, StreamExt};
@@ -172,9 +172,7 @@ async fn chat_completions(
         let stream = state.gateway.chat_stream_with(request, &context).await?;
         let route = stream.route().clone();
         let request_id = stream.request_id().to_owned();
-        let mut response = Sse::new(sse_events(stream))
-            .keep_alive(KeepAlive::default())
-            .into_response();
+        let mut response = sse_response(chunk_frames(stream));
         route_headers(&route, &request_id, response.headers_mut());
         return Ok(response);
     }
@@ -190,25 +188,63 @@ async fn chat_completions(
     Ok(response)
 }
 
-/// Chunks as SSE `data:` events, then `[DONE]`. An error after the stream started becomes one
-/// `data: {"error": ...}` event (what OpenAI's SDKs raise on) and ends the stream without
+/// How long a stream may be silent before a keep-alive comment goes out, so that proxies and
+/// clients with idle timeouts keep the connection (axum's `KeepAlive` default).
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// A `text/event-stream` response of ready-made SSE frames, with a `:` comment after every
+/// [`KEEP_ALIVE`] of silence.
+pub(crate) fn sse_response(frames: impl Stream<Item = Bytes> + Send + 'static) -> Response {
+    let frames = Box::pin(frames);
+    let body = futures_util::stream::unfold(Some(frames), |frames| async move {
+        let mut frames = frames?;
+        // `next` only polls the stream, so giving up on it when the time is out loses nothing.
+        match tokio::time::timeout(KEEP_ALIVE, frames.next()).await {
+            Ok(Some(frame)) => Some((Ok::<_, Infallible>(frame), Some(frames))),
+            Ok(None) => None,
+            Err(_) => Some((Ok(Bytes::from_static(b":\n\n")), Some(frames))),
+        }
+    });
+    let mut response = Response::new(axum::body::Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// One `data:` frame holding `value` as JSON, written straight into a buffer of about the
+/// size of the last one (rather than a string that axum's `Event` then copies, line by line).
+fn data_frame(value: &impl serde::Serialize, size_hint: &mut usize) -> serde_json::Result<Bytes> {
+    let mut frame = Vec::with_capacity(*size_hint);
+    frame.extend_from_slice(b"data: ");
+    serde_json::to_writer(&mut frame, value)?;
+    frame.extend_from_slice(b"\n\n");
+    *size_hint = frame.len().next_power_of_two().max(256);
+    Ok(Bytes::from(frame))
+}
+
+/// Chunks as SSE `data:` frames, then `[DONE]`. An error after the stream started becomes one
+/// `data: {"error": ...}` frame (what OpenAI's SDKs raise on) and ends the stream without
 /// `[DONE]`, so no client mistakes a broken answer for a complete one.
-fn sse_events(stream: opengateway::ChatStream) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures_util::stream::unfold(Some(stream), move |state| async move {
-        let mut stream = state?;
-        let event = match stream.next().await {
-            Some(Ok(chunk)) => match serde_json::to_string(&chunk) {
-                Ok(json) => return Some((Ok(Event::default().data(json)), Some(stream))),
+fn chunk_frames(stream: opengateway::ChatStream) -> impl Stream<Item = Bytes> {
+    futures_util::stream::unfold(Some((stream, 256)), move |state| async move {
+        let (mut stream, mut size_hint) = state?;
+        let error = match stream.next().await {
+            Some(Ok(chunk)) => match data_frame(&chunk, &mut size_hint) {
+                Ok(frame) => return Some((frame, Some((stream, size_hint)))),
                 Err(e) => opengateway::Error::new(
                     ErrorKind::InternalServer,
                     format!("cannot encode a stream chunk: {e}"),
                 ),
             },
             Some(Err(e)) => e,
-            None => return Some((Ok(Event::default().data("[DONE]")), None)),
+            None => return Some((Bytes::from_static(b"data: [DONE]\n\n"), None)),
         };
-        let json = serde_json::to_string(&event.to_body()).unwrap_or_default();
-        Some((Ok(Event::default().data(json)), None))
+        let frame = data_frame(&error.to_body(), &mut size_hint).unwrap_or_default();
+        Some((frame, None))
     })
 }
 
@@ -237,4 +273,29 @@ async fn health(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, axum::Json(report)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream silent for longer than [`KEEP_ALIVE`] gets a comment, then its frames; the
+    /// headers are those of an event stream.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_stream_gets_keep_alive_comments() {
+        let frames = futures_util::stream::once(async {
+            tokio::time::sleep(KEEP_ALIVE * 2 + Duration::from_secs(1)).await;
+            Bytes::from_static(b"data: x\n\n")
+        });
+        let response = sse_response(frames);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/event-stream"
+        );
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-cache");
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b":\n\n:\n\ndata: x\n\n");
+    }
 }
