@@ -5,7 +5,7 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::{HeaderMap, HeaderValue};
 use opengateway::types::EmbeddingRequest;
 
@@ -21,7 +21,7 @@ pub(crate) async fn embeddings(
     let request: EmbeddingRequest = parse_json(&headers, body)?;
     let context = call_context(&headers);
     let answer = state.gateway.embeddings_with(request, &context).await?;
-    let mut response = axum::Json(&answer.response).into_response();
+    let mut response = crate::routes::json_response(&answer.response);
     route_headers(&answer.route, &answer.request_id, response.headers_mut());
     if let Some(cost) = answer.usage.as_ref().and_then(|u| u.cost)
         && let Ok(v) = HeaderValue::from_str(&cost.to_string())

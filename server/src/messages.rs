@@ -50,7 +50,7 @@ async fn complete(
     context: &CallContext,
 ) -> Result<Response, Error> {
     let answer = state.gateway.messages_with(request, context).await?;
-    let mut response = Json(&answer.response).into_response();
+    let mut response = crate::routes::json_response(&answer.response);
     route_headers(&answer.route, &answer.request_id, response.headers_mut());
     // Without usage from the provider there is no cost to state.
     if let Some(cost) = answer.usage.cost

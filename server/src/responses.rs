@@ -5,7 +5,6 @@
 
 use std::convert::Infallible;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -41,7 +40,7 @@ async fn complete(
     context: &CallContext,
 ) -> Result<Response, Error> {
     let answer = state.gateway.responses_with(request, context).await?;
-    let mut response = Json(&answer.response).into_response();
+    let mut response = crate::routes::json_response(&answer.response);
     route_headers(&answer.route, &answer.request_id, response.headers_mut());
     // Without usage from the provider there is no cost to state.
     if let Some(cost) = answer

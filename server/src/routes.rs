@@ -177,7 +177,7 @@ async fn chat_completions(
         return Ok(response);
     }
     let answer = state.gateway.chat_with(request, &context).await?;
-    let mut response = axum::Json(&answer.response).into_response();
+    let mut response = json_response(&answer.response);
     route_headers(&answer.route, &answer.request_id, response.headers_mut());
     // Without usage from the provider there is no cost to state.
     if let Some(cost) = answer.usage.as_ref().and_then(|u| u.cost)
@@ -186,6 +186,28 @@ async fn chat_completions(
         response.headers_mut().insert("x-opengateway-cost", v);
     }
     Ok(response)
+}
+
+/// A JSON response of `value`, written into one buffer sized for a typical answer: axum's
+/// `Json` writes through `BytesMut`'s writer, whose checks on every small write cost as much as
+/// the encoding itself.
+pub(crate) fn json_response(value: &impl serde::Serialize) -> Response {
+    let mut body = Vec::with_capacity(1024);
+    match serde_json::to_writer(&mut body, value) {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => ApiError::new(
+            ErrorKind::InternalServer,
+            format!("cannot encode the response: {e}"),
+        )
+        .into_response(),
+    }
 }
 
 /// How long a stream may be silent before a keep-alive comment goes out, so that proxies and
