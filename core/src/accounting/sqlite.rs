@@ -563,7 +563,6 @@ fn cost_sum(column: &str) -> String {
     format!("CASE WHEN COUNT(r.{column}) = COUNT(*) THEN SUM(r.{column}) END")
 }
 
-/// A count or token number as SQLite stores it.
 /// Writes each record's row and tags inside the caller's transaction: a pending record is
 /// normally new (`INSERT`), a settled one normally there already (`UPDATE`); either falls back
 /// to the other when it is not.
@@ -642,6 +641,7 @@ fn is_duplicate(e: &rusqlite::Error) -> bool {
     })
 }
 
+/// A count or token number as SQLite stores it.
 fn int(n: u64) -> Result<i64, LedgerError> {
     i64::try_from(n).map_err(|_| LedgerError(format!("{n} is too large for the ledger")))
 }

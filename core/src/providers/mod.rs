@@ -458,7 +458,8 @@ impl SseParser {
         out: &mut VecDeque<SseEvent>,
     ) -> std::result::Result<(), String> {
         let mut rest = read;
-        if self.after_cr {
+        // An empty read says nothing about the byte after the CR.
+        if self.after_cr && !rest.is_empty() {
             self.after_cr = false;
             if let Some(tail) = rest.strip_prefix(b"\n") {
                 rest = tail;
@@ -592,11 +593,13 @@ mod tests {
         }
     }
 
-    /// The events of `body` read in pieces of `size` bytes, as (event, data) pairs.
+    /// The events of `body` read in pieces of `size` bytes (each followed by an empty read,
+    /// which a body may yield), as (event, data) pairs.
     fn events_of(body: &[u8], size: usize) -> Vec<Result<(String, String)>> {
         let reads: Vec<std::result::Result<Bytes, std::convert::Infallible>> = body
             .chunks(size)
-            .map(|piece| Ok(Bytes::copy_from_slice(piece)))
+            .flat_map(|piece| [Bytes::copy_from_slice(piece), Bytes::new()])
+            .map(Ok)
             .collect();
         drain(decode_sse("p", stream::iter(reads), |never| match never {}))
             .into_iter()
@@ -610,13 +613,14 @@ mod tests {
         // value without the space; `id` and `retry` ignored; an empty `data:`; `event:
         // message` as the default; multi-byte characters (cut mid-character by small reads);
         // an event without data dispatching nothing; a last event without its blank line.
-        let body = "\u{feff}data: one\r\rdata:two\ndata\n\n: comment\nid: 7\nretry: 10\nevent: message\ndata: ünï ✓\r\n\r\nevent: ping\n\ndata:\n\nevent: done\ndata:  x \n\ndata: cut";
+        let body = "\u{feff}data: one\r\rdata:two\ndata\n\n: comment\nid: 7\nretry: 10\nevent: message\ndata: ünï ✓\r\n\r\nevent: ping\n\ndata:\n\nevent: done\ndata:  x \n\ndata: a\r\ndata: b\r\n\r\ndata: cut";
         let expected: Vec<(String, String)> = [
             ("", "one"),
             ("", "two\n"),
             ("", "ünï ✓"),
             ("", ""),
             ("done", " x "),
+            ("", "a\nb"),
         ]
         .iter()
         .map(|(e, d)| ((*e).to_owned(), (*d).to_owned()))
