@@ -465,7 +465,7 @@ impl SseParser {
                 rest = tail;
             }
         }
-        while let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(end) = memchr::memchr2(b'\n', b'\r', rest) {
             let ended_by_cr = rest[end] == b'\r';
             if self.partial.is_empty() {
                 self.line(&rest[..end], out)?;
