@@ -436,6 +436,11 @@ where
 /// reconnects a stream. Written here rather than taken from a crate because the one in use
 /// (`eventsource-stream`) copied the rest of its buffer after every line, which made it the
 /// largest cost of a streamed chunk after JSON.
+/// The longest line an event stream may send: far above any real event (a Gemini event with
+/// an inline image is a few MiB), and a bound on what a provider that never ends its line can
+/// make the gateway hold.
+const MAX_SSE_LINE_BYTES: usize = 64 << 20;
+
 #[derive(Debug, Default)]
 struct SseParser {
     /// The start of a line that the last read cut.
@@ -485,6 +490,12 @@ impl SseParser {
                     Some(_) => {}
                 }
             }
+        }
+        if self.partial.len() + rest.len() > MAX_SSE_LINE_BYTES {
+            return Err(format!(
+                "a line is longer than {} MiB",
+                MAX_SSE_LINE_BYTES >> 20
+            ));
         }
         self.partial.extend_from_slice(rest);
         Ok(())
@@ -632,6 +643,22 @@ mod tests {
                 .collect();
             assert_eq!(events, expected, "reads of {size} bytes");
         }
+    }
+
+    #[test]
+    fn decode_sse_refuses_a_line_without_end() {
+        let piece = Bytes::from(vec![b'x'; 1 << 20]);
+        let reads = std::iter::once(Bytes::from_static(b"data: 1\n\ndata: "))
+            .chain(std::iter::repeat_n(piece, 65))
+            .map(Ok::<_, std::convert::Infallible>);
+        let events = drain(decode_sse("p", stream::iter(reads), |never| match never {}));
+        assert_eq!(events.len(), 2);
+        assert!(events[0].is_ok());
+        let err = events[1].as_ref().expect_err("the line never ends");
+        assert_eq!(
+            err.message(),
+            "provider `p` sent an unreadable event stream: a line is longer than 64 MiB"
+        );
     }
 
     #[test]
