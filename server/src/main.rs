@@ -160,7 +160,7 @@ fn main() -> ExitCode {
 
 /// `name=value` fields as the default formatter writes them (the message bare, strings
 /// quoted), without its styling of every field name: on the per-request line that styling
-/// took about a third of the line's cost, even with colours off.
+/// cost about a fifth of the line, even with colours off.
 fn plain_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
     use tracing_subscriber::field::MakeExt;
     tracing_subscriber::fmt::format::debug_fn(|writer, field, value| match field.name() {
