@@ -327,6 +327,7 @@ http {{
         row("streams/s, 64 conns (20 chunks)", "streams_per_s", ".0f")
         row("RSS idle (MB)", "rss_idle_mb", ".1f")
         row("RSS peak under load (MB)", "rss_peak_mb", ".1f")
+        row("RSS after the load runs (MB)", "rss_after_mb", ".1f")
         row(f"RSS with {a.open_streams} open streams (MB)", "rss_open_streams_mb", ".1f")
         failures = {t.name: {k: v for k, v in t.results.items() if "failed" in k and v} for t in targets}
         if any(failures.values()):
