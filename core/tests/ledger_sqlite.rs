@@ -138,6 +138,87 @@ fn settling_replaces_the_pending_row_and_round_trips_every_field() {
     assert_eq!(rows, 1);
 }
 
+/// The common settle: only what settling changes differs from the pending row (the narrow
+/// `UPDATE`, which leaves the key, user, time and tag indexes as they were). The record reads
+/// back whole and every lookup still finds it, no longer as pending.
+#[test]
+fn a_settle_that_keeps_the_opened_columns_is_found_by_every_lookup() {
+    let dir = TempDir::new("narrow");
+    let sink = SqliteSink::open(&dir.db(), "inst-1").unwrap();
+    let mut open = pending("req_1", "inst-1", 5_000);
+    open.key = Some("key_a".into());
+    open.user = Some("alice".into());
+    open.tags = vec!["prod".into()];
+    let other = pending("req_2", "inst-1", 6_000);
+    sink.write(&[open.clone(), other.clone()]).unwrap();
+
+    let settled = UsageRecord {
+        ended_at_ms: Some(5_900),
+        provider: Some("openai".into()),
+        provider_model: Some("gpt-4o-mini".into()),
+        status: RecordStatus::Ok,
+        http_status: Some(200),
+        tokens: TokenCounts {
+            prompt: 10,
+            completion: 20,
+            ..Default::default()
+        },
+        cost: Cost {
+            provider_usd: 0.5,
+            fee_usd: 0.0,
+            total_usd: 0.5,
+        },
+        latency_ms: Some(900),
+        ttft_ms: Some(100),
+        ..open.clone()
+    };
+    sink.write(std::slice::from_ref(&settled)).unwrap();
+
+    let find = |filter: UsageFilter| sink.records(&filter, 10).unwrap();
+    assert_eq!(find(all()), vec![other.clone(), settled.clone()]);
+    for filter in [
+        UsageFilter {
+            key: Some("key_a".into()),
+            ..all()
+        },
+        UsageFilter {
+            user: Some("alice".into()),
+            ..all()
+        },
+        UsageFilter {
+            tag: Some("prod".into()),
+            ..all()
+        },
+        UsageFilter {
+            since_ms: Some(5_000),
+            until_ms: Some(5_001),
+            ..all()
+        },
+        UsageFilter {
+            status: Some(RecordStatus::Ok),
+            ..all()
+        },
+    ] {
+        assert_eq!(find(filter.clone()), vec![settled.clone()], "{filter:?}");
+    }
+    let pending_only = UsageFilter {
+        status: Some(RecordStatus::Pending),
+        ..all()
+    };
+    assert_eq!(find(pending_only), vec![other]);
+    // Still pending rows only in the recovery index: a later start marks just `req_2`.
+    let conn = rusqlite::Connection::open(dir.db()).unwrap();
+    let indexed: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM usage_records INDEXED BY usage_records_pending
+             WHERE instance = 'inst-1' AND status = 'pending'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexed, 1);
+}
+
 #[test]
 fn changed_tags_and_nan_costs_are_stored_faithfully() {
     let dir = TempDir::new("tags");

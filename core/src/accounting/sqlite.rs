@@ -83,6 +83,44 @@ static UPDATE: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// The columns a record's settling leaves as they were when it was opened (`Ticket::settle`
+/// writes none of them).
+const OPENED_COLUMNS: [&str; 9] = [
+    "id",
+    "instance",
+    "started_at_ms",
+    "endpoint",
+    "stream",
+    "\"key\"",
+    "\"user\"",
+    "model",
+    "tags",
+];
+
+/// A settled record over its pending row when the columns of [`OPENED_COLUMNS`] are unchanged
+/// (`?N` in [`COLUMNS`] order, as for [`UPDATE`]). SQLite maintains only the indexes over
+/// columns an `UPDATE` sets, so this one leaves the id, time, key and user indexes and the
+/// tags trigger alone; it matches no row when any of those columns differs, and the full
+/// [`UPDATE`] then writes the record.
+static SETTLE: LazyLock<String> = LazyLock::new(|| {
+    let mut sets = Vec::new();
+    let mut unchanged = Vec::new();
+    for (i, c) in COLUMNS.iter().enumerate() {
+        if i == 0 {
+            unchanged.push(format!("{c} = ?1"));
+        } else if OPENED_COLUMNS.contains(c) {
+            unchanged.push(format!("{c} IS ?{}", i + 1));
+        } else {
+            sets.push(format!("{c} = ?{}", i + 1));
+        }
+    }
+    format!(
+        "UPDATE usage_records SET {} WHERE {}",
+        sets.join(", "),
+        unchanged.join(" AND ")
+    )
+});
+
 /// The ledger kept in SQLite: survives the process, shared by every process on the file.
 #[derive(Debug)]
 pub struct SqliteSink {
@@ -564,11 +602,12 @@ fn cost_sum(column: &str) -> String {
 }
 
 /// Writes each record's row and tags inside the caller's transaction: a pending record is
-/// normally new (`INSERT`), a settled one normally there already (`UPDATE`); either falls back
-/// to the other when it is not.
+/// normally new (`INSERT`), a settled one normally there already, as it was opened (`SETTLE`,
+/// else `UPDATE`); either falls back to the other when it is not.
 fn write_rows(conn: &Connection, batch: &[UsageRecord]) -> Result<(), LedgerError> {
     let mut insert = conn.prepare_cached(&INSERT)?;
     let mut update = conn.prepare_cached(&UPDATE)?;
+    let mut settle = conn.prepare_cached(&SETTLE)?;
     let mut add_tag =
         conn.prepare_cached("INSERT OR IGNORE INTO usage_tags (record_id, tag) VALUES (?1, ?2)")?;
     for r in batch {
@@ -622,7 +661,7 @@ fn write_rows(conn: &Connection, batch: &[UsageRecord]) -> Result<(), LedgerErro
                 }
                 Err(e) => return Err(e.into()),
             }
-        } else if update.execute(row)? == 0 {
+        } else if settle.execute(row)? == 0 && update.execute(row)? == 0 {
             insert.execute(row)?;
         }
         // Tags the record no longer has go by the trigger of migration 6.
@@ -710,4 +749,47 @@ fn record_from_row(row: &Row<'_>) -> Result<UsageRecord, LedgerError> {
         tags: serde_json::from_str(&tags).map_err(|e| bad("tags", &e))?,
         id,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The narrow settle finds its row through the primary key, sets no indexed column but
+    /// `status` (the pending index's condition), and binds every column of a row.
+    #[test]
+    fn the_narrow_settle_goes_by_the_primary_key() {
+        let dir = std::env::temp_dir().join(format!("ogw-settle-plan-{}", std::process::id()));
+        let (conn, _) = crate::store::open(&dir.join("gw.db")).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", *SETTLE))
+            .unwrap()
+            .query_map(
+                rusqlite::params_from_iter(vec![rusqlite::types::Null; COLUMNS.len()]),
+                |r| r.get::<_, String>(3),
+            )
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            plan,
+            vec!["SEARCH usage_records USING INDEX sqlite_autoindex_usage_records_1 (id=?)"]
+        );
+        let statement = conn.prepare(&SETTLE).unwrap();
+        assert_eq!(statement.parameter_count(), COLUMNS.len());
+        let (set, _) = SETTLE.split_once(" WHERE ").unwrap();
+        let set_columns: Vec<&str> = set
+            .trim_start_matches("UPDATE usage_records SET ")
+            .split(", ")
+            .map(|assignment| assignment.split_once(" = ").unwrap().0)
+            .collect();
+        assert_eq!(set_columns.len(), COLUMNS.len() - OPENED_COLUMNS.len());
+        for column in OPENED_COLUMNS {
+            assert!(!set_columns.contains(&column), "{column} is set");
+        }
+        drop(statement);
+        drop(conn);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
