@@ -1334,7 +1334,9 @@ impl ChunkStream {
             _in_flight: in_flight,
             price,
             client_wants_usage,
-            pending: VecDeque::new(),
+            // Decoders yield about one chunk per event, each taken before the next event is
+            // read; the default first growth would hold four (~1.8 KB) for the stream's life.
+            pending: VecDeque::with_capacity(1),
             ended: false,
             usage: None,
             output_estimate: 0,
