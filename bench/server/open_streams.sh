@@ -11,11 +11,12 @@
 # gateway under a tool, e.g. `-- heaptrack -o /tmp/ogw` (then `heaptrack_print -F stacks.txt
 # --flamegraph-cost-type peak /tmp/ogw.zst` gives the stacks that held the peak).
 set -euo pipefail
-STREAMS=${1:-1000}
-BIN=${2:-$(cd "$(dirname "$0")/../.." && pwd)/target/release}
-shift $(($# < 2 ? $# : 2))
+POSITIONAL=()
+while [[ $# -gt 0 && $1 != -- ]]; do POSITIONAL+=("$1"); shift; done
 [[ ${1:-} == -- ]] && shift
 WRAPPER=("$@")
+STREAMS=${POSITIONAL[0]:-1000}
+BIN=${POSITIONAL[1]:-$(cd "$(dirname "$0")/../.." && pwd)/target/release}
 OUT=$(mktemp -d /tmp/ogw-streams-XXXXXX)
 command -v wrk >/dev/null || { echo "wrk is not installed: run bench/server/setup.sh" >&2; exit 1; }
 ulimit -n 65536 2>/dev/null || true
