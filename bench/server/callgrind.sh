@@ -17,27 +17,15 @@ OUT=$(mktemp -d /tmp/ogw-callgrind-XXXXXX)
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
 command -v oha >/dev/null || { echo "oha is not installed: run bench/server/setup.sh" >&2; exit 1; }
 
-ANSWER=$(printf 'word%d ' $(seq 0 19)); ANSWER=${ANSWER% }
-taskset -c 1 "$BIN/opengateway-mock" --listen 127.0.0.1:0 --no-record --chunks 20 \
-  --content "$ANSWER" >"$OUT/mock.out" 2>"$OUT/mock.err" &
-MOCK=$!
+# shellcheck source=bench/server/common.sh
+source "$(dirname "$0")/common.sh"
+start_mock
 trap 'kill $MOCK 2>/dev/null || true' EXIT
-for _ in $(seq 100); do grep -q ':[0-9]' "$OUT/mock.out" 2>/dev/null && break; sleep 0.1; done
-MOCK_PORT=$(grep -o ':[0-9]*$' "$OUT/mock.out" | head -1 | tr -d :)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$OUT/opengateway.yaml" <<EOF
-providers:
-  mock: { type: openai, api_base: "http://127.0.0.1:$MOCK_PORT/v1", api_key: bench }
-router: { retries: 0 }
-server:
-  listen: 127.0.0.1:$PORT
-  database: sqlite://$OUT/bench.db
-  auth: none
-EOF
+write_config
 taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.%p" \
   "$BIN/opengateway" --config "$OUT/opengateway.yaml" serve >"$OUT/gateway.out" 2>"$OUT/gateway.err" &
 GATEWAY=$!
-for _ in $(seq 300); do curl -s -o /dev/null "http://127.0.0.1:$PORT/health" && break; sleep 0.2; done
+wait_healthy
 
 STREAM=""
 [[ $MODE == stream ]] && STREAM=',"stream":true,"stream_options":{"include_usage":true}'

@@ -21,33 +21,21 @@ OUT=$(mktemp -d /tmp/ogw-streams-XXXXXX)
 command -v wrk >/dev/null || { echo "wrk is not installed: run bench/server/setup.sh" >&2; exit 1; }
 ulimit -n 65536 2>/dev/null || true
 
-ANSWER=$(printf 'word%d ' $(seq 0 19)); ANSWER=${ANSWER% }
-taskset -c 1 "$BIN/opengateway-mock" --listen 127.0.0.1:0 --no-record --chunks 20 \
-  --content "$ANSWER" >"$OUT/mock.out" 2>"$OUT/mock.err" &
-MOCK=$!
+# shellcheck source=bench/server/common.sh
+source "$(dirname "$0")/common.sh"
 GATEWAY=""
 cleanup() {
   [[ -n $GATEWAY ]] && kill "$GATEWAY" 2>/dev/null
   [[ -n ${PID:-} ]] && kill "$PID" 2>/dev/null
   kill "$MOCK" 2>/dev/null || true
 }
+start_mock
 trap cleanup EXIT
-for _ in $(seq 100); do grep -q ':[0-9]' "$OUT/mock.out" 2>/dev/null && break; sleep 0.1; done
-MOCK_PORT=$(grep -o ':[0-9]*$' "$OUT/mock.out" | head -1 | tr -d :)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$OUT/opengateway.yaml" <<EOF
-providers:
-  mock: { type: openai, api_base: "http://127.0.0.1:$MOCK_PORT/v1", api_key: bench }
-router: { retries: 0 }
-server:
-  listen: 127.0.0.1:$PORT
-  database: sqlite://$OUT/bench.db
-  auth: none
-EOF
+write_config
 taskset -c 0 "${WRAPPER[@]}" "$BIN/opengateway" --config "$OUT/opengateway.yaml" serve \
   >"$OUT/gateway.out" 2>"$OUT/gateway.err" &
 GATEWAY=$!
-for _ in $(seq 300); do curl -s -o /dev/null "http://127.0.0.1:$PORT/health" && break; sleep 0.2; done
+wait_healthy
 # Under a wrapper the gateway is the wrapper's child: watch the process that serves.
 PID=$(pgrep -f -n "$BIN/opengateway --config $OUT/opengateway.yaml")
 
