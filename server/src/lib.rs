@@ -11,6 +11,7 @@ pub mod messages;
 pub mod responses;
 pub mod routes;
 pub mod serve;
+mod sse;
 
 pub use routes::app;
 pub use serve::{Running, serve, start};

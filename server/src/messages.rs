@@ -8,13 +8,10 @@
 //! key (checked by [`crate::auth`], whose refusals here are Anthropic-shaped too);
 //! `anthropic-version` is accepted and ignored.
 
-use std::convert::Infallible;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -23,6 +20,7 @@ use opengateway::{CallContext, Error};
 
 use crate::error::error_headers;
 use crate::routes::{AppState, call_context, parse_json, route_headers};
+use crate::sse::{event_frame, sse_response};
 
 /// The handler of `POST /v1/messages`.
 pub(crate) async fn messages(
@@ -69,9 +67,7 @@ async fn stream(
     let stream = state.gateway.messages_stream_with(request, context).await?;
     let route = stream.route().clone();
     let request_id = stream.request_id().to_owned();
-    let mut response = Sse::new(sse_events(stream))
-        .keep_alive(KeepAlive::default())
-        .into_response();
+    let mut response = sse_response(sse_events(stream));
     route_headers(&route, &request_id, response.headers_mut());
     Ok(response)
 }
@@ -79,7 +75,7 @@ async fn stream(
 /// Each Anthropic event as `event: <name>` + `data: <json>`. The stream ends after
 /// `message_stop`, or after an `error` event when the provider failed mid-way (no `[DONE]` in
 /// this dialect).
-fn sse_events(stream: MessagesStream) -> impl Stream<Item = Result<Event, Infallible>> {
+fn sse_events(stream: MessagesStream) -> impl Stream<Item = Bytes> {
     futures_util::stream::unfold(Some(stream), move |state| {
         async move {
             let mut stream = state?;
@@ -88,10 +84,10 @@ fn sse_events(stream: MessagesStream) -> impl Stream<Item = Result<Event, Infall
                 // Not produced today (failures arrive as `error` events); kept total.
                 Err(e) => opengateway::inbound::anthropic::AnthropicEvent::error(&e),
             };
-            let sse = Event::default()
-                .event(event.name)
-                .data(event.data.to_string());
-            Some((Ok(sse), Some(stream)))
+            Some((
+                event_frame(event.name, &event.data.to_string()),
+                Some(stream),
+            ))
         }
     })
 }

@@ -3,13 +3,10 @@
 //! reads the body, picks streaming or not, and writes the answer, the SSE events (`event:` named
 //! like the data's `type`) and OpenAI-shaped errors.
 
-use std::convert::Infallible;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, HeaderValue};
 use opengateway::inbound::responses::{ResponsesRequest, ResponsesStream};
@@ -17,6 +14,7 @@ use opengateway::{CallContext, Error};
 
 use crate::error::ApiError;
 use crate::routes::{AppState, call_context, parse_json, route_headers};
+use crate::sse::{event_frame, sse_response};
 
 /// The handler of `POST /v1/responses`.
 pub(crate) async fn responses(
@@ -65,9 +63,7 @@ async fn stream(
         .await?;
     let route = stream.route().clone();
     let request_id = stream.request_id().to_owned();
-    let mut response = Sse::new(sse_events(stream))
-        .keep_alive(KeepAlive::default())
-        .into_response();
+    let mut response = sse_response(sse_events(stream));
     route_headers(&route, &request_id, response.headers_mut());
     Ok(response)
 }
@@ -75,7 +71,7 @@ async fn stream(
 /// Each event as `event: <type>` + `data: <json>`. The stream ends after the terminal event
 /// (`response.completed`, `response.incomplete` or `response.failed`) or after an `error`
 /// event; the Responses API has no `[DONE]`. The core logs how the request ended.
-fn sse_events(stream: ResponsesStream) -> impl Stream<Item = Result<Event, Infallible>> {
+fn sse_events(stream: ResponsesStream) -> impl Stream<Item = Bytes> {
     futures_util::stream::unfold(Some(stream), move |state| async move {
         let mut stream = state?;
         let event = match stream.next().await? {
@@ -86,7 +82,6 @@ fn sse_events(stream: ResponsesStream) -> impl Stream<Item = Result<Event, Infal
                 opengateway::inbound::responses::ResponsesEvent::from_value(&data)
             }
         };
-        let sse = Event::default().event(event.name).data(event.data);
-        Some((Ok(sse), Some(stream)))
+        Some((event_frame(&event.name, &event.data), Some(stream)))
     })
 }

@@ -1,8 +1,5 @@
 //! HTTP routes: OpenAI-compatible endpoints that hand every request to the core gateway.
 
-use std::convert::Infallible;
-use std::time::Duration;
-
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -16,6 +13,7 @@ use opengateway::{CallContext, ErrorKind, Gateway, Route};
 use std::sync::Arc;
 
 use crate::error::ApiError;
+use crate::sse::sse_response;
 
 /// What every handler shares.
 #[derive(Clone, Debug)]
@@ -210,33 +208,6 @@ pub(crate) fn json_response(value: &impl serde::Serialize) -> Response {
     }
 }
 
-/// How long a stream may be silent before a keep-alive comment goes out, so that proxies and
-/// clients with idle timeouts keep the connection (axum's `KeepAlive` default).
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
-
-/// A `text/event-stream` response of ready-made SSE frames, with a `:` comment after every
-/// [`KEEP_ALIVE`] of silence.
-pub(crate) fn sse_response(frames: impl Stream<Item = Bytes> + Send + 'static) -> Response {
-    let frames = Box::pin(frames);
-    let body = futures_util::stream::unfold(Some(frames), |frames| async move {
-        let mut frames = frames?;
-        // `next` only polls the stream, so giving up on it when the time is out loses nothing.
-        match tokio::time::timeout(KEEP_ALIVE, frames.next()).await {
-            Ok(Some(frame)) => Some((Ok::<_, Infallible>(frame), Some(frames))),
-            Ok(None) => None,
-            Err(_) => Some((Ok(Bytes::from_static(b":\n\n")), Some(frames))),
-        }
-    });
-    let mut response = Response::new(axum::body::Body::from_stream(body));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response
-}
-
 /// One `data:` frame holding `value` as JSON, written straight into a buffer of about the
 /// size of the last one (rather than a string that axum's `Event` then copies, line by line).
 fn data_frame(value: &impl serde::Serialize, size_hint: &mut usize) -> serde_json::Result<Bytes> {
@@ -295,29 +266,4 @@ async fn health(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, axum::Json(report)).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A stream silent for longer than [`KEEP_ALIVE`] gets a comment, then its frames; the
-    /// headers are those of an event stream.
-    #[tokio::test(start_paused = true)]
-    async fn a_silent_stream_gets_keep_alive_comments() {
-        let frames = futures_util::stream::once(async {
-            tokio::time::sleep(KEEP_ALIVE * 2 + Duration::from_secs(1)).await;
-            Bytes::from_static(b"data: x\n\n")
-        });
-        let response = sse_response(frames);
-        assert_eq!(
-            response.headers()[header::CONTENT_TYPE],
-            "text/event-stream"
-        );
-        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-cache");
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        assert_eq!(&body[..], b":\n\n:\n\ndata: x\n\n");
-    }
 }
