@@ -654,3 +654,133 @@ fn the_wal_stays_bounded_under_steady_writes() {
         "{n} commits: the WAL was {at_half} bytes after 1.5 s and {at_end} bytes after 4 s"
     );
 }
+
+/// The files an instance keeps beside the database: its lock and its journal's generations.
+fn instance_files(db: &Path, stem: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(db.with_file_name("ledger.db.instances"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(&format!("{stem}.")))
+        .collect();
+    names.sort();
+    names
+}
+
+/// An opened record is journaled (an append, no commit) so that the request need not wait for
+/// the database; a process that dies before its record reaches the database still loses
+/// nothing: the next recovery stores it, as opened, marked interrupted.
+#[test]
+fn journaled_records_of_a_dead_instance_are_recovered_as_interrupted() {
+    let dir = TempDir::new("journal");
+    let db = dir.db();
+    let a = SqliteSink::open(&db, "a").unwrap();
+    let mut held = pending("req_held", "a", 10);
+    held.user = Some("ada".into());
+    held.tags = vec!["batch".into(), "eu".into()];
+    held.stream = true;
+    assert!(a.journal(&held).unwrap(), "the SQLite sink journals");
+    let mut done = pending("req_done", "a", 11);
+    assert!(a.journal(&done).unwrap());
+    let written = pending("req_written", "a", 12);
+    assert!(a.journal(&written).unwrap());
+    // One is settled before its pending form was written, one is written pending.
+    done.status = RecordStatus::Ok;
+    done.ended_at_ms = Some(20);
+    a.write(&[done.clone(), written.clone()]).unwrap();
+    assert_eq!(instance_files(&db, "a"), ["a.journal.1", "a.lock"]);
+
+    let b = SqliteSink::open(&db, "b").unwrap();
+    // A is alive: its journal is its own.
+    assert_eq!(b.recover("b").unwrap(), 0);
+    assert_eq!(b.record("req_held").unwrap(), None);
+
+    // A dies with `req_held` only in its journal: the file stays, the lock goes.
+    drop(a);
+    assert_eq!(instance_files(&db, "a"), ["a.journal.1"]);
+    assert_eq!(
+        b.recover("b").unwrap(),
+        2,
+        "req_held from the journal, req_written's row"
+    );
+    let recovered = b.record("req_held").unwrap().unwrap();
+    assert_eq!(
+        recovered,
+        UsageRecord {
+            status: RecordStatus::Interrupted,
+            ..held
+        }
+    );
+    assert_eq!(
+        b.records(
+            &UsageFilter {
+                tag: Some("eu".into()),
+                ..all()
+            },
+            10
+        )
+        .unwrap()
+        .len(),
+        1,
+        "its tags are stored too"
+    );
+    assert_eq!(status_of(&b, "req_written"), RecordStatus::Interrupted);
+    assert_eq!(b.record("req_done").unwrap(), Some(done));
+    assert!(
+        instance_files(&db, "a").is_empty(),
+        "the journal and lock are gone"
+    );
+    assert_eq!(b.recover("b").unwrap(), 0);
+
+    // A torn last line (a process killed inside its append) is skipped, not fatal.
+    let torn = db.with_file_name("ledger.db.instances").join("c.journal.3");
+    let mut lines = serde_json::to_vec(&pending("req_c1", "c", 30)).unwrap();
+    lines.extend_from_slice(b"\n{\"id\":\"req_c2\",\"inst");
+    std::fs::write(&torn, lines).unwrap();
+    assert_eq!(b.recover("b").unwrap(), 1);
+    assert_eq!(status_of(&b, "req_c1"), RecordStatus::Interrupted);
+    assert!(!torn.exists());
+}
+
+/// A journal starts a new file once the current one is past a megabyte, and deletes a file as
+/// soon as every record it holds is in the database: a busy process keeps about one file.
+/// A process that closes with everything written leaves none.
+#[test]
+fn spent_journal_files_are_deleted() {
+    let dir = TempDir::new("journal-rotate");
+    let db = dir.db();
+    let sink = SqliteSink::open(&db, "busy").unwrap();
+    let mut in_flight: Vec<UsageRecord> = Vec::new();
+    let mut max_files = 0;
+    for n in 0..12_000 {
+        let mut r = pending(&format!("req_{n:06}"), "busy", n);
+        r.tags = vec!["a-long-enough-tag-to-fill-the-journal-faster".into()];
+        assert!(sink.journal(&r).unwrap());
+        in_flight.push(r);
+        if in_flight.len() == 100 {
+            for r in &mut in_flight {
+                r.status = RecordStatus::Ok;
+            }
+            sink.write(&in_flight).unwrap();
+            in_flight.clear();
+            max_files = max_files.max(instance_files(&db, "busy").len());
+        }
+    }
+    let files = instance_files(&db, "busy");
+    let generation: u64 = files[0].rsplit('.').next().unwrap().parse().unwrap();
+    assert!(generation >= 3, "{files:?}: the journal rotated");
+    assert_eq!(
+        files.len(),
+        2,
+        "{files:?}: the current journal and the lock"
+    );
+    assert!(
+        max_files <= 3,
+        "at most two journal files at a time, saw {max_files}"
+    );
+    assert_eq!(
+        sink.totals(&UsageQuery::default()).unwrap()[0].requests,
+        12_000
+    );
+    drop(sink);
+    assert!(instance_files(&db, "busy").is_empty());
+}

@@ -88,12 +88,20 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
+/// Keys report their requests, spend and last use from the ledger's table: what the ledger has
+/// queued (settled records, held pending ones) is written first, so every request answered
+/// before this one counts.
+async fn ledger_written(state: &AppState) {
+    state.gateway.flush().await;
+}
+
 /// `GET /admin/keys`.
 pub(crate) async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
+    ledger_written(&state).await;
     let keys = state.keys.run(|s| s.list()).await.map_err(store_error)?;
     Ok(Json(serde_json::json!({ "object": "list", "data": keys })).into_response())
 }
@@ -105,6 +113,7 @@ pub(crate) async fn get(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
+    ledger_written(&state).await;
     let key = state
         .keys
         .run(move |s| s.report(&id))
@@ -121,6 +130,7 @@ pub(crate) async fn update(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
+    ledger_written(&state).await;
     let patch: KeyPatch = parse_json(&headers, body)?;
     let key = state
         .keys
@@ -141,6 +151,7 @@ pub(crate) async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
+    ledger_written(&state).await;
     let key = state
         .keys
         .run(move |s| {

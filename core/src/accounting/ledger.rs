@@ -1,6 +1,7 @@
 //! The usage ledger: records go to a sink from one writer thread, batched, in order; hooks
 //! run on a thread of their own, so neither a slow store nor a slow hook holds up a request.
 
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -19,6 +20,9 @@ type Ack = Box<dyn FnOnce(Result<(), LedgerError>) + Send>;
 
 enum Op {
     Write(Box<UsageRecord>, Option<Ack>),
+    /// A pending record its sink has journaled: the writer may hold it back for
+    /// [`OPEN_HOLD`], so that a request ending sooner is written once, settled.
+    Open(Box<UsageRecord>),
     /// Bodies of a record queued before them (`server.log_bodies`).
     Bodies(Box<RequestBodies>),
     /// Delete what started before this Unix millisecond (retention).
@@ -86,20 +90,34 @@ impl OpQueue {
         self.wake.notify_one();
     }
 
-    /// Moves the queued ops into `into` (empty): waits for the first, then up to
-    /// [`SETTLE_LINGER`] for more unless somebody waits on one, since each commit costs the same
-    /// few page writes whatever it holds. False once the queue is closed and drained.
-    fn take(&self, into: &mut Vec<Op>) -> bool {
+    /// Moves the queued ops into `into` (empty): waits for the first (or until `until`, when
+    /// given, then takes none), then up to [`SETTLE_LINGER`] for more unless somebody waits on
+    /// one, since each commit costs the same few page writes whatever it holds. False once the
+    /// queue is closed and drained.
+    fn take(&self, into: &mut Vec<Op>, until: Option<Instant>) -> bool {
         let mut state = self.lock();
         while state.ops.is_empty() {
             if state.closed {
                 return false;
             }
             state.writer_idle = true;
-            state = self
-                .wake
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+            state = match until {
+                None => self
+                    .wake
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(until) => {
+                    let wait = until.saturating_duration_since(Instant::now());
+                    if wait.is_zero() {
+                        state.writer_idle = false;
+                        return true;
+                    }
+                    self.wake
+                        .wait_timeout(state, wait)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
         }
         state.writer_idle = false;
         let linger_until = Instant::now() + SETTLE_LINGER;
@@ -127,6 +145,14 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 const MAX_BATCH: usize = 1024;
 /// How long a batch that nobody waits on may wait for more records before it is written.
 const SETTLE_LINGER: Duration = Duration::from_millis(2);
+
+/// How long the writer may hold back a journaled pending record before writing it: a request
+/// that ends sooner is written once, in its settled form, instead of twice. Pending records
+/// show in the store this much later (the ledger's own queries flush them first).
+const OPEN_HOLD: Duration = Duration::from_secs(1);
+
+/// How often the writer looks for held records whose hold is over.
+const HOLD_SWEEP: Duration = Duration::from_millis(100);
 
 /// Writes that fail are tried this many times before the batch is given up (and logged).
 const WRITE_TRIES: u32 = 3;
@@ -231,11 +257,15 @@ impl Ledger {
         self.inner.ops.push(op)
     }
 
-    /// Stores a newly accepted (pending) record. With a durable store this waits until the
-    /// record is written, so a request that goes upstream is never missing from the ledger.
+    /// Stores a newly accepted (pending) record. With a durable store the record survives the
+    /// process when this returns (journaled, or else written: this waits for the write), so a
+    /// request that goes upstream is never missing from the ledger.
     pub async fn open(&self, record: UsageRecord) -> Result<(), LedgerError> {
         if !self.inner.durable {
             return self.send(Op::Write(Box::new(record), None));
+        }
+        if self.inner.sink.journal(&record)? {
+            return self.send(Op::Open(Box::new(record)));
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let ack: Ack = Box::new(move |result| {
@@ -384,8 +414,12 @@ pub fn new_instance_id() -> String {
 
 fn write_loop(queue: &OpQueue, sink: &dyn LedgerSink, hooks: &Hooks) {
     let mut ops = Vec::new();
-    while queue.take(&mut ops) {
-        let mut queued = ops.drain(..);
+    // Journaled pending records not written yet, by id, with when they were opened.
+    let mut held: HashMap<String, (Box<UsageRecord>, Instant)> = HashMap::new();
+    let mut next_sweep = Instant::now() + HOLD_SWEEP;
+    loop {
+        let open = queue.take(&mut ops, (!held.is_empty()).then_some(next_sweep));
+        let mut queued = ops.drain(..).peekable();
         loop {
             let mut batch: Vec<UsageRecord> = Vec::new();
             let mut bodies: Vec<RequestBodies> = Vec::new();
@@ -393,23 +427,57 @@ fn write_loop(queue: &OpQueue, sink: &dyn LedgerSink, hooks: &Hooks) {
             let mut acks: Vec<Ack> = Vec::new();
             for op in queued.by_ref() {
                 match op {
+                    Op::Open(record) => {
+                        held.insert(record.id.clone(), (record, Instant::now()));
+                    }
                     Op::Write(record, ack) => {
+                        // Its pending form, if still held, is never written: this replaces it.
+                        if record.status != RecordStatus::Pending {
+                            held.remove(&record.id);
+                        }
                         batch.push(*record);
                         acks.extend(ack);
                     }
-                    Op::Bodies(b) => bodies.push(*b),
+                    Op::Bodies(b) => {
+                        // Bodies are stored beside a record that exists.
+                        if let Some((record, _)) = held.remove(&b.id) {
+                            batch.push(*record);
+                        }
+                        bodies.push(*b);
+                    }
                     Op::Purge(cutoff) => purge = Some(cutoff),
-                    Op::Flush(ack) => acks.push(ack),
+                    Op::Flush(ack) => {
+                        batch.extend(held.drain().map(|(_, (record, _))| *record));
+                        acks.push(ack);
+                    }
                 }
                 // A purge ends the batch: what was queued after it must survive it.
                 if batch.len() >= MAX_BATCH || purge.is_some() {
                     break;
                 }
             }
+            let last = queued.peek().is_none();
+            if last {
+                let now = Instant::now();
+                if !open {
+                    batch.extend(held.drain().map(|(_, (record, _))| *record));
+                } else if now >= next_sweep {
+                    next_sweep = now + HOLD_SWEEP;
+                    let expired =
+                        held.extract_if(|_, (_, opened)| now.duration_since(*opened) >= OPEN_HOLD);
+                    batch.extend(expired.map(|(_, (record, _))| *record));
+                }
+            }
             if batch.is_empty() && bodies.is_empty() && purge.is_none() && acks.is_empty() {
                 break;
             }
             commit(sink, hooks, batch, &bodies, purge, acks);
+            if last {
+                break;
+            }
+        }
+        if !open {
+            return;
         }
     }
 }
@@ -483,5 +551,132 @@ fn run_hooks(rx: Receiver<UsageRecord>, hooks: &HookList) {
                 tracing::error!(request_id = %record.id, "a request-end hook panicked");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounting::query::aggregate;
+
+    /// A durable sink that journals and keeps every batch it was asked to write.
+    #[derive(Debug, Default)]
+    struct Recording {
+        batches: Mutex<Vec<Vec<UsageRecord>>>,
+        journaled: Mutex<Vec<String>>,
+    }
+
+    impl Recording {
+        fn written(&self) -> Vec<(String, RecordStatus)> {
+            let batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
+            batches
+                .iter()
+                .flatten()
+                .map(|r| (r.id.clone(), r.status))
+                .collect()
+        }
+    }
+
+    impl LedgerSink for Recording {
+        fn write(&self, batch: &[UsageRecord]) -> Result<(), LedgerError> {
+            self.batches
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(batch.to_vec());
+            Ok(())
+        }
+        fn journal(&self, record: &UsageRecord) -> Result<bool, LedgerError> {
+            self.journaled
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(record.id.clone());
+            Ok(true)
+        }
+        fn durable(&self) -> bool {
+            true
+        }
+        fn recover(&self, _: &str) -> Result<u64, LedgerError> {
+            Ok(0)
+        }
+        fn records(&self, _: &UsageFilter, _: usize) -> Result<Vec<UsageRecord>, LedgerError> {
+            Ok(Vec::new())
+        }
+        fn totals(&self, query: &UsageQuery) -> Result<Vec<UsageTotals>, LedgerError> {
+            let batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
+            Ok(aggregate(batches.iter().flatten(), query))
+        }
+    }
+
+    fn pending(id: &str) -> UsageRecord {
+        UsageRecord::pending(id, "i", 0, "chat.completions", "m")
+    }
+
+    fn settled(id: &str) -> UsageRecord {
+        UsageRecord {
+            status: RecordStatus::Ok,
+            ..pending(id)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_journaled_open_is_held_back_and_written_once_settled_or_after_its_hold() {
+        let sink = Arc::new(Recording::default());
+        let ledger = Ledger::new(sink.clone(), "i".into());
+
+        // Journaled, so the open returns at once; settled before its hold ends: one write.
+        ledger.open(pending("quick")).await.unwrap();
+        ledger.settle(settled("quick"));
+        ledger.flush_async().await;
+        assert_eq!(sink.written(), [("quick".into(), RecordStatus::Ok)]);
+
+        // A flush writes what is held (queries through the ledger see pending records).
+        ledger.open(pending("flushed")).await.unwrap();
+        ledger.flush_async().await;
+        assert_eq!(
+            sink.written().last(),
+            Some(&("flushed".into(), RecordStatus::Pending))
+        );
+
+        // Without a flush, a record still open after its hold is written pending.
+        ledger.open(pending("slow")).await.unwrap();
+        let opened = Instant::now();
+        let written_pending = || {
+            sink.written()
+                .contains(&("slow".into(), RecordStatus::Pending))
+        };
+        while !written_pending() && opened.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(written_pending(), "written within 5 s");
+        assert!(opened.elapsed() >= OPEN_HOLD, "not before its hold");
+        ledger.settle(settled("slow"));
+        ledger.flush_async().await;
+        assert_eq!(
+            sink.written().last(),
+            Some(&("slow".into(), RecordStatus::Ok))
+        );
+        assert_eq!(
+            *sink
+                .journaled
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+            ["quick", "flushed", "slow"]
+        );
+
+        // What is held when the ledger goes is written before its writer ends.
+        ledger.open(pending("last")).await.unwrap();
+        drop(ledger);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !sink
+            .written()
+            .contains(&("last".into(), RecordStatus::Pending))
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            sink.written()
+                .contains(&("last".into(), RecordStatus::Pending))
+        );
     }
 }

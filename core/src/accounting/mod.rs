@@ -4,6 +4,7 @@
 
 mod bodies;
 mod budget;
+mod journal;
 mod ledger;
 mod limits;
 mod query;

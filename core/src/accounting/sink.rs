@@ -41,8 +41,18 @@ pub trait LedgerSink: Send + Sync + std::fmt::Debug + 'static {
     /// waited on the last batch (so no request waits on it). The default does nothing.
     fn maintain(&self) {}
 
+    /// Makes a newly opened (pending) record survive the process at once, before the batched
+    /// [`LedgerSink::write`] stores it, where the store has a cheap way to (SQLite: an append
+    /// to a journal file of the instance's own). `Ok(true)`: the ledger need not wait for the
+    /// write, and may hold the record back to write it settled; `Ok(false)` (the default): a
+    /// durable store makes the request wait for the write. Called on the request's thread.
+    fn journal(&self, record: &UsageRecord) -> Result<bool, LedgerError> {
+        let _ = record;
+        Ok(false)
+    }
+
     /// Whether records survive the process, so that a request must wait until its opened
-    /// record is stored before it goes upstream.
+    /// record is stored (or journaled) before it goes upstream.
     fn durable(&self) -> bool {
         false
     }

@@ -8,6 +8,7 @@
 //!
 //! [`aggregate`]: super::aggregate
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, Row, TransactionBehavior, params, params_from_iter};
 
 use super::bodies::RequestBodies;
+use super::journal::{self, Journal};
 use super::query::{GroupBy, UsageFilter, UsageQuery, UsageTotals};
 use super::record::{RecordStatus, TokenCounts, UsageRecord};
 use super::sink::{LedgerError, LedgerSink};
@@ -139,6 +141,8 @@ pub struct SqliteSink {
     _checkpoints: mpsc::Sender<()>,
     /// Set by the checkpoint thread when the log should start over (see `spawn_checkpoints`).
     wal_restart: Arc<AtomicBool>,
+    /// Opened records not yet in the database (see [`journal`]).
+    journal: Mutex<Journal>,
 }
 
 /// How often the checkpoint thread copies the write-ahead log into the database file.
@@ -215,7 +219,8 @@ impl SqliteSink {
         let locks_dir = locks_dir(path)?;
         std::fs::create_dir_all(&locks_dir)
             .map_err(|e| LedgerError(format!("cannot create {}: {e}", locks_dir.display())))?;
-        let lock_path = locks_dir.join(lock_file_name(instance));
+        let stem = instance_stem(instance);
+        let lock_path = locks_dir.join(format!("{stem}.lock"));
         let lock = open_lock_file(&lock_path)?;
         match lock.try_lock() {
             Ok(()) => {}
@@ -237,17 +242,26 @@ impl SqliteSink {
         Ok(SqliteSink {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
-            locks_dir,
             lock_path,
             lock,
             _checkpoints: checkpoints,
             wal_restart,
+            journal: Mutex::new(Journal::new(locks_dir.clone(), stem)),
+            locks_dir,
         })
     }
 }
 
 impl Drop for SqliteSink {
     fn drop(&mut self) {
+        let journal = self
+            .journal
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        // With an entry unspent (a write that failed) the files stay for a recovery to read.
+        if journal.all_spent() {
+            journal.remove_files();
+        }
         // Removed while still locked, so a concurrent recovery either sees the lock held or
         // finds no file: both are right (the latter means this instance is gone).
         let _ = std::fs::remove_file(&self.lock_path);
@@ -262,13 +276,36 @@ impl LedgerSink for SqliteSink {
         // COMMIT again for every batch. IMMEDIATE takes the write lock up front: a deferred
         // transaction that upgrades from read to write can fail with SQLITE_BUSY without
         // waiting for busy_timeout.
+        let fresh = self
+            .journal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .unwritten(batch.iter().map(|r| r.id.as_str()));
         conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        let written = write_rows(&conn, batch)
+        let written = write_rows(&conn, batch, &fresh)
             .and_then(|()| Ok(conn.prepare_cached("COMMIT")?.execute([])?));
         if written.is_err() && !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
-        written.map(|_| ())
+        drop(conn);
+        written?;
+        self.journal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .spend(batch.iter().map(|r| r.id.as_str()));
+        Ok(())
+    }
+
+    /// Appends the record to this instance's journal file (see [`journal`]).
+    fn journal(&self, record: &UsageRecord) -> Result<bool, LedgerError> {
+        let mut line = serde_json::to_vec(record)
+            .map_err(|e| LedgerError(format!("cannot encode a journal entry: {e}")))?;
+        line.push(b'\n');
+        self.journal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .append(&record.id, &line)?;
+        Ok(true)
     }
 
     /// Finishes the checkpoint thread's work when it asked for it (see `spawn_checkpoints`).
@@ -291,6 +328,9 @@ impl LedgerSink for SqliteSink {
     /// other processes' records.
     fn recover(&self, own_instance: &str) -> Result<u64, LedgerError> {
         let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        // Every other instance that may have left something behind, by file-name stem: pending
+        // rows in the database, and journal files (records opened but not yet written).
+        let mut left: BTreeMap<String, LeftBehind> = BTreeMap::new();
         let instances: Vec<String> = conn
             .prepare(
                 "SELECT DISTINCT instance FROM usage_records
@@ -298,14 +338,33 @@ impl LedgerSink for SqliteSink {
             )?
             .query_map([own_instance], |row| row.get(0))?
             .collect::<Result<_, _>>()?;
-        let mut marked = 0;
         for instance in instances {
-            let path = self.locks_dir.join(lock_file_name(&instance));
+            let entry = left.entry(instance_stem(&instance)).or_default();
+            entry.instances.push(instance);
+        }
+        let own_stem = instance_stem(own_instance);
+        let dir = std::fs::read_dir(&self.locks_dir)
+            .map_err(|e| LedgerError(format!("cannot list {}: {e}", self.locks_dir.display())))?;
+        for entry in dir.flatten() {
+            let name = entry.file_name();
+            if let Some(stem) = name.to_str().and_then(journal::journal_stem)
+                && stem != own_stem
+            {
+                let entry_path = entry.path();
+                left.entry(stem.to_owned())
+                    .or_default()
+                    .journals
+                    .push(entry_path);
+            }
+        }
+        let mut marked = 0;
+        for (stem, found) in left {
+            let path = self.locks_dir.join(format!("{stem}.lock"));
             // Created if missing: an instance without a lock file is not running either.
             let lock = match open_lock_file(&path) {
                 Ok(lock) => lock,
                 Err(e) => {
-                    tracing::warn!(%instance, error = %e, "ledger recovery skips an instance");
+                    tracing::warn!(instance = %stem, error = %e, "ledger recovery skips an instance");
                     continue;
                 }
             };
@@ -313,16 +372,19 @@ impl LedgerSink for SqliteSink {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => continue,
                 Err(TryLockError::Error(e)) => {
-                    tracing::warn!(%instance, error = %e, "ledger recovery skips an instance");
+                    tracing::warn!(instance = %stem, error = %e, "ledger recovery skips an instance");
                     continue;
                 }
             }
             // Still holding the dead instance's lock: nobody can take its id meanwhile.
-            marked += conn.execute(
-                "UPDATE usage_records SET status = 'interrupted'
-                 WHERE instance = ?1 AND status = 'pending'",
-                [&instance],
-            )? as u64;
+            marked += recover_instance(&conn, &found)?;
+            for journal in &found.journals {
+                if let Err(e) = std::fs::remove_file(journal)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!(path = %journal.display(), error = %e, "cannot remove a dead instance's journal");
+                }
+            }
             if let Err(e) = std::fs::remove_file(&path)
                 && e.kind() != std::io::ErrorKind::NotFound
             {
@@ -503,6 +565,48 @@ impl LedgerSink for SqliteSink {
     }
 }
 
+/// What a dead instance may have left: pending rows (under these instance ids) and journals.
+#[derive(Default)]
+struct LeftBehind {
+    instances: Vec<String>,
+    journals: Vec<PathBuf>,
+}
+
+/// Marks `interrupted`, in one transaction, what a dead instance left pending: the records its
+/// journals hold that the database does not (stored whole, as opened), and its pending rows.
+/// Returns how many records that marked.
+fn recover_instance(conn: &Connection, left: &LeftBehind) -> Result<u64, LedgerError> {
+    let tx = conn.unchecked_transaction()?;
+    let mut marked = 0;
+    {
+        let mut known = tx.prepare_cached("SELECT 1 FROM usage_records WHERE id = ?1")?;
+        let mut unwritten = Vec::new();
+        for journal in &left.journals {
+            for mut record in journal::read_records(journal)? {
+                if record.status == RecordStatus::Pending && !known.exists([&record.id])? {
+                    record.status = RecordStatus::Interrupted;
+                    unwritten.push(record);
+                }
+            }
+        }
+        // A record journaled twice (it cannot be, but a file is data) is stored once.
+        unwritten.sort_by(|a, b| a.id.cmp(&b.id));
+        unwritten.dedup_by(|a, b| a.id == b.id);
+        let fresh = vec![true; unwritten.len()];
+        write_rows(&tx, &unwritten, &fresh)?;
+        marked += unwritten.len() as u64;
+        let mut mark = tx.prepare_cached(
+            "UPDATE usage_records SET status = 'interrupted'
+             WHERE instance = ?1 AND status = 'pending'",
+        )?;
+        for instance in &left.instances {
+            marked += mark.execute([instance])? as u64;
+        }
+    }
+    tx.commit()?;
+    Ok(marked)
+}
+
 /// `<dir>/<db file name>.instances`, next to the database.
 fn locks_dir(db: &Path) -> Result<PathBuf, LedgerError> {
     let name = db
@@ -513,9 +617,10 @@ fn locks_dir(db: &Path) -> Result<PathBuf, LedgerError> {
     Ok(db.with_file_name(dir))
 }
 
-/// The lock file's name for an instance id. Bytes outside `[A-Za-z0-9_-]` are escaped as
-/// `%XX` so that any id is one safe file name (no `/`, no `..`) and two ids never share one.
-fn lock_file_name(instance: &str) -> String {
+/// The name an instance's files (its lock, its journal) start with. Bytes outside
+/// `[A-Za-z0-9_-]` are escaped as `%XX` so that any id is one safe file name (no `/`, no `..`)
+/// and two ids never share one.
+fn instance_stem(instance: &str) -> String {
     let mut name = String::with_capacity(instance.len() + 5);
     for b in instance.bytes() {
         if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
@@ -524,7 +629,6 @@ fn lock_file_name(instance: &str) -> String {
             let _ = write!(name, "%{b:02X}");
         }
     }
-    name.push_str(".lock");
     name
 }
 
@@ -603,14 +707,16 @@ fn cost_sum(column: &str) -> String {
 
 /// Writes each record's row and tags inside the caller's transaction: a pending record is
 /// normally new (`INSERT`), a settled one normally there already, as it was opened (`SETTLE`,
-/// else `UPDATE`); either falls back to the other when it is not.
-fn write_rows(conn: &Connection, batch: &[UsageRecord]) -> Result<(), LedgerError> {
+/// else `UPDATE`), unless `fresh` says its id was never written (its opening was journaled and
+/// the settled form came before the pending one was stored: `INSERT`); each falls back to the
+/// others when the row is not as expected.
+fn write_rows(conn: &Connection, batch: &[UsageRecord], fresh: &[bool]) -> Result<(), LedgerError> {
     let mut insert = conn.prepare_cached(&INSERT)?;
     let mut update = conn.prepare_cached(&UPDATE)?;
     let mut settle = conn.prepare_cached(&SETTLE)?;
     let mut add_tag =
         conn.prepare_cached("INSERT OR IGNORE INTO usage_tags (record_id, tag) VALUES (?1, ?2)")?;
-    for r in batch {
+    for (i, r) in batch.iter().enumerate() {
         let attempts = json(&r.attempts)?;
         let tags = json(&r.tags)?;
         let status = r.status.as_str();
@@ -653,7 +759,7 @@ fn write_rows(conn: &Connection, batch: &[UsageRecord]) -> Result<(), LedgerErro
             attempts,
             tags,
         ];
-        if r.status == RecordStatus::Pending {
+        if r.status == RecordStatus::Pending || fresh.get(i).copied().unwrap_or(false) {
             match insert.execute(row) {
                 Ok(_) => {}
                 Err(e) if is_duplicate(&e) => {
