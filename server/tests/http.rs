@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{bin, spawn_server};
+use common::{bin, spawn_server, spawn_server_on_one_cpu};
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -247,8 +247,22 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 
 #[tokio::test]
 async fn sigterm_lets_a_stream_in_flight_finish() {
+    answers_then_stops_gracefully("sigterm", spawn_server).await;
+}
+
+/// On one CPU the server runs tokio's single-threaded runtime: the same answers, the same
+/// graceful stop.
+#[tokio::test]
+async fn on_one_cpu_it_answers_and_stops_gracefully() {
+    answers_then_stops_gracefully("one-cpu", spawn_server_on_one_cpu).await;
+}
+
+async fn answers_then_stops_gracefully(
+    name: &str,
+    spawn: fn(&std::path::Path) -> (std::process::Child, String),
+) {
     let mock = MockServer::start(MockConfig::default()).await.unwrap();
-    let dir = temp_dir("sigterm");
+    let dir = temp_dir(name);
     let config = dir.join("gw.yaml");
     std::fs::write(
         &config,
@@ -259,11 +273,36 @@ async fn sigterm_lets_a_stream_in_flight_finish() {
         ),
     )
     .unwrap();
-    let (mut child, base) = spawn_server(&config);
+    let (mut child, base) = spawn(&config);
     assert!(
         dir.join("gw.db").exists(),
         "the SQLite store is created on start"
     );
+    let answers = futures_util::future::join_all((0..20).map(|i| {
+        reqwest::Client::new()
+            .post(format!("{base}/v1/chat/completions"))
+            .json(&json!({"model": "mock/mock-gpt", "stream": i % 2 == 1,
+                "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+    }))
+    .await;
+    for (i, answer) in answers.into_iter().enumerate() {
+        let answer = answer.unwrap();
+        assert_eq!(answer.status(), 200);
+        let text = answer.text().await.unwrap();
+        if i % 2 == 1 {
+            assert_eq!(sse_data(&text).last().map(String::as_str), Some("[DONE]"));
+        } else {
+            let body: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(body["provider"], "mock");
+            assert!(
+                !body["choices"][0]["message"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+    }
 
     let body = json!({"model": "mock/mock-gpt", "stream": true,
         "messages": [{"role": "user", "content": "hi"}],

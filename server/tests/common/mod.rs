@@ -14,7 +14,19 @@ pub fn bin() -> Command {
 
 /// Starts `opengateway serve` and returns the child and its base URL, read from stdout.
 pub fn spawn_server(config: &Path) -> (Child, String) {
-    let mut child = bin()
+    spawn(bin(), config)
+}
+
+/// Starts `opengateway serve` restricted to one CPU (`taskset -c 0`), where it runs tokio's
+/// single-threaded runtime.
+pub fn spawn_server_on_one_cpu(config: &Path) -> (Child, String) {
+    let mut pinned = Command::new("taskset");
+    pinned.args(["-c", "0", env!("CARGO_BIN_EXE_opengateway")]);
+    spawn(pinned, config)
+}
+
+fn spawn(mut command: Command, config: &Path) -> (Child, String) {
+    let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(config)
         .stdout(Stdio::piped())
