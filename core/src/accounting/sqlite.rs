@@ -298,9 +298,7 @@ impl LedgerSink for SqliteSink {
 
     /// Appends the record to this instance's journal file (see [`journal`]).
     fn journal(&self, record: &UsageRecord) -> Result<bool, LedgerError> {
-        let mut line = serde_json::to_vec(record)
-            .map_err(|e| LedgerError(format!("cannot encode a journal entry: {e}")))?;
-        line.push(b'\n');
+        let line = journal::entry_line(record)?;
         self.journal
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
