@@ -957,7 +957,7 @@ impl Gateway {
         let started = Instant::now();
         let inlined;
         let request = if adapter.needs_image_bytes() {
-            inlined = self.inline_images(request).await?;
+            inlined = Box::pin(self.inline_images(request)).await?;
             &inlined
         } else {
             request
@@ -991,7 +991,7 @@ impl Gateway {
         let started = Instant::now();
         let inlined;
         let request = if adapter.needs_image_bytes() {
-            inlined = self.inline_images(request).await?;
+            inlined = Box::pin(self.inline_images(request)).await?;
             &inlined
         } else {
             request
@@ -1044,12 +1044,14 @@ impl Gateway {
     }
 
     /// Replaces every `http(s)` image URL of the request by a `data:` URL with the image's
-    /// bytes, for providers that cannot fetch images themselves.
+    /// bytes, for providers that cannot fetch images themselves. Boxed, like the future that
+    /// builds it: a request held inline would grow every request's future (its state while
+    /// waiting upstream) by its size, images or not.
     async fn inline_images(
         &self,
         request: &ChatCompletionRequest,
-    ) -> Result<ChatCompletionRequest> {
-        let mut request = request.clone();
+    ) -> Result<Box<ChatCompletionRequest>> {
+        let mut request = Box::new(request.clone());
         for (i, message) in request.messages.iter_mut().enumerate() {
             let ChatMessage::User(user) = message else {
                 continue;
