@@ -539,12 +539,14 @@ impl Gateway {
 
     /// [`Gateway::chat`] for a caller: the key, user and tags the ledger records and budgets
     /// charge.
-    pub async fn chat_with(
+    pub fn chat_with(
         &self,
         request: ChatCompletionRequest,
         context: &CallContext,
-    ) -> Result<Routed<ChatCompletion>> {
-        self.chat_as(request, context, "chat.completions").await
+    ) -> impl Future<Output = Result<Routed<ChatCompletion>>> {
+        // Not an `async fn`: a future of its own would keep a second copy of the request's
+        // slot (~1 KB) beside `chat_as`'s for as long as the request is in flight.
+        self.chat_as(request, context, "chat.completions")
     }
 
     pub(crate) async fn chat_as(
@@ -634,13 +636,13 @@ impl Gateway {
     }
 
     /// [`Gateway::chat_stream`] for a caller (see [`Gateway::chat_with`]).
-    pub async fn chat_stream_with(
+    pub fn chat_stream_with(
         &self,
         request: ChatCompletionRequest,
         context: &CallContext,
-    ) -> Result<ChatStream> {
+    ) -> impl Future<Output = Result<ChatStream>> {
+        // Not an `async fn`, for the reason given at `chat_with`.
         self.chat_stream_as(request, context, "chat.completions")
-            .await
     }
 
     pub(crate) async fn chat_stream_as(
@@ -680,7 +682,7 @@ impl Gateway {
                 ttft: ticket.elapsed(),
                 request_id: ticket.id().to_owned(),
                 route,
-                inner: Box::pin(started),
+                inner: Box::into_pin(started),
                 ticket: Some(ticket),
                 sent: self.inner.config.server.log_bodies.then(Vec::new),
             }),
@@ -985,7 +987,7 @@ impl Gateway {
         context: StreamContext,
         client_wants_usage: bool,
         in_flight: InFlight,
-    ) -> Result<(ChunkStream, Duration)> {
+    ) -> Result<(Box<ChunkStream>, Duration)> {
         let (entry, adapter) = self.adapter(target)?;
         let (first_byte, total) = self.time_limits(entry, request);
         let started = Instant::now();
@@ -1008,7 +1010,9 @@ impl Gateway {
                 .await?;
             return Err(adapter.decode_error(status, &headers, &body));
         }
-        let mut stream = ChunkStream::new(
+        // Boxed here rather than by the caller: inline, the stream would take room in every
+        // future that waits on this one.
+        let mut stream = Box::new(ChunkStream::new(
             sse_events(adapter.id(), response),
             adapter.stream_decoder(context),
             adapter.id().to_owned(),
@@ -1016,7 +1020,7 @@ impl Gateway {
             in_flight,
             self.price(&target.provider, &target.model),
             client_wants_usage,
-        );
+        ));
         // Wait for the first chunk here, so that a failure before any byte reaches the client
         // can still fall back to the next target.
         let remaining = (started + first_byte).saturating_duration_since(Instant::now());
@@ -1451,7 +1455,7 @@ impl ChatStream {
     /// that route targets themselves); `keep_sent` keeps what it sends (`server.log_bodies`).
     pub(crate) fn from_parts(
         route: Route,
-        inner: ChunkStream,
+        inner: Box<ChunkStream>,
         ticket: Ticket,
         keep_sent: bool,
     ) -> Self {
@@ -1459,7 +1463,7 @@ impl ChatStream {
             ttft: ticket.elapsed(),
             request_id: ticket.id().to_owned(),
             route,
-            inner: Box::pin(inner),
+            inner: Box::into_pin(inner),
             ticket: Some(ticket),
             sent: keep_sent.then(Vec::new),
         }

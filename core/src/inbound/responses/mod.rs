@@ -274,7 +274,7 @@ impl Gateway {
                         let (stream, ttfb) = self
                             .stream_once(prepared.chat()?, target, context, true, in_flight)
                             .await?;
-                        Ok((Started::Chat(Box::new(stream)), ttfb))
+                        Ok((Started::Chat(stream), ttfb))
                     }
                 }
             })
@@ -295,7 +295,7 @@ impl Gateway {
             Started::Chat(stream) => Inner::Chat {
                 stream: ChatStream::from_parts(
                     route.clone(),
-                    *stream,
+                    stream,
                     ticket,
                     self.config().server.log_bodies,
                 ),
