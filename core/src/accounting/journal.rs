@@ -114,7 +114,7 @@ impl Journal {
     pub(super) fn remove_files(&mut self) {
         self.current = None;
         for generation in std::mem::take(&mut self.live).into_keys() {
-            remove(&self.path(generation));
+            remove_file(&self.path(generation), "a spent ledger journal");
         }
     }
 
@@ -139,7 +139,7 @@ impl Journal {
             .collect();
         for generation in spent {
             self.live.remove(&generation);
-            remove(&self.path(generation));
+            remove_file(&self.path(generation), "a spent ledger journal");
         }
     }
 
@@ -176,8 +176,8 @@ pub(super) fn journal_stem(name: &str) -> Option<&str> {
 }
 
 /// A journal line: what a record holds when it is opened (everything else is not known yet),
-/// which is all a recovery stores of it. Writing only these is a fifth of the work of the
-/// whole record.
+/// which is all a recovery stores of it. Writing only these takes a third of the instructions
+/// the whole record did.
 #[derive(Serialize, Deserialize)]
 struct Entry<'a> {
     #[serde(borrow)]
@@ -248,11 +248,13 @@ pub(super) fn read_records(path: &Path) -> Result<Vec<UsageRecord>, LedgerError>
     Ok(records)
 }
 
-fn remove(path: &Path) {
+/// Deletes a file of the ledger's (`what` names it in the warning when that fails); one that is
+/// already gone is no failure.
+pub(super) fn remove_file(path: &Path, what: &str) {
     if let Err(e) = std::fs::remove_file(path)
         && e.kind() != std::io::ErrorKind::NotFound
     {
-        tracing::warn!(path = %path.display(), error = %e, "cannot remove a spent ledger journal");
+        tracing::warn!(path = %path.display(), error = %e, "cannot remove {what}");
     }
 }
 

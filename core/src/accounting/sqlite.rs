@@ -377,17 +377,9 @@ impl LedgerSink for SqliteSink {
             // Still holding the dead instance's lock: nobody can take its id meanwhile.
             marked += recover_instance(&conn, &found)?;
             for journal in &found.journals {
-                if let Err(e) = std::fs::remove_file(journal)
-                    && e.kind() != std::io::ErrorKind::NotFound
-                {
-                    tracing::warn!(path = %journal.display(), error = %e, "cannot remove a dead instance's journal");
-                }
+                journal::remove_file(journal, "a dead instance's journal");
             }
-            if let Err(e) = std::fs::remove_file(&path)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(path = %path.display(), error = %e, "cannot remove a dead instance's lock file");
-            }
+            journal::remove_file(&path, "a dead instance's lock file");
         }
         Ok(marked)
     }
