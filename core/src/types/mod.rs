@@ -13,6 +13,7 @@ mod request;
 mod response;
 mod stream;
 mod usage;
+pub(crate) mod with_extra;
 
 pub use embeddings::*;
 pub use error_body::{ErrorBody, ErrorObject};

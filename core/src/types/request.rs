@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::serde_helpers::{de_nullable, ser_f64, ser_nullable};
+use super::with_extra::deserialize_with_extra;
 use super::{JsonObject, Nullable};
 
 /// A Chat Completions request, as a client sends it to `POST /v1/chat/completions`.
@@ -577,12 +578,12 @@ pub struct JsonSchemaFormat {
 }
 
 /// A tool call made by the model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ToolCall {
     /// Call id, echoed by the `tool` message that answers it.
     pub id: String,
     /// Always `function` for function calls.
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type")]
     pub kind: FunctionKind,
     /// The function and its JSON-encoded arguments.
     pub function: FunctionCall,
@@ -590,6 +591,12 @@ pub struct ToolCall {
     #[serde(flatten)]
     pub extra: JsonObject,
 }
+
+deserialize_with_extra!(ToolCall, "a tool call object", {
+    "id" => id: required,
+    "type" => kind: default,
+    "function" => function: required,
+});
 
 /// A function name with JSON-encoded arguments.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

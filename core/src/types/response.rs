@@ -5,16 +5,16 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use super::serde_helpers::{de_nullable, ser_nullable};
+use super::serde_helpers::ser_nullable;
+use super::with_extra::deserialize_with_extra;
 use super::{JsonObject, Nullable, ThinkingBlock, ToolCall, Usage};
 
 /// A complete chat completion.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ChatCompletion {
     /// Completion id.
     pub id: String,
     /// Always `chat.completion`.
-    #[serde(default = "chat_completion_object")]
     pub object: String,
     /// Unix time in seconds.
     pub created: u64,
@@ -23,83 +23,89 @@ pub struct ChatCompletion {
     /// One choice per `n`.
     pub choices: Vec<Choice>,
     /// Token usage; opengateway adds `cost`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     /// Backend configuration fingerprint.
     #[serde(
-        default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "de_nullable",
         serialize_with = "ser_nullable"
     )]
     pub system_fingerprint: Nullable<String>,
     /// The service tier that served the request.
     #[serde(
-        default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "de_nullable",
         serialize_with = "ser_nullable"
     )]
     pub service_tier: Nullable<String>,
     /// opengateway: the provider id that served the request.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
     /// Fields not modelled above.
     #[serde(flatten)]
     pub extra: JsonObject,
 }
 
+deserialize_with_extra!(ChatCompletion, "a chat completion object", {
+    "id" => id: required,
+    "object" => object: (default chat_completion_object),
+    "created" => created: required,
+    "model" => model: required,
+    "choices" => choices: required,
+    "usage" => usage: default,
+    "system_fingerprint" => system_fingerprint: nullable,
+    "service_tier" => service_tier: nullable,
+    "provider" => provider: default,
+});
+
 fn chat_completion_object() -> String {
     "chat.completion".to_owned()
 }
 
 /// One choice of a completion.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Choice {
     /// Position among the choices.
-    #[serde(default)]
     pub index: u32,
     /// The generated message.
     pub message: ResponseMessage,
     /// Why generation stopped (always written, `null` when unknown).
-    #[serde(default)]
     pub finish_reason: Option<FinishReason>,
     /// Log probabilities (always written, `null` when not requested).
-    #[serde(default)]
     pub logprobs: Option<Value>,
     /// Fields not modelled above.
     #[serde(flatten)]
     pub extra: JsonObject,
 }
 
+deserialize_with_extra!(Choice, "a choice object", {
+    "index" => index: default,
+    "message" => message: required,
+    "finish_reason" => finish_reason: default,
+    "logprobs" => logprobs: default,
+});
+
 /// The assistant message of a choice.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ResponseMessage {
     /// Always `assistant`.
-    #[serde(default = "assistant_role")]
     pub role: String,
     /// The text (always written, `null` when the turn is only tool calls).
-    #[serde(default)]
     pub content: Option<String>,
     /// A refusal by the model.
     #[serde(
-        default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "de_nullable",
         serialize_with = "ser_nullable"
     )]
     pub refusal: Nullable<String>,
     /// opengateway: the model's reasoning or thinking text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
     /// opengateway: reasoning blocks with their signatures, to send back in the next turn.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub thinking_blocks: Option<Vec<ThinkingBlock>>,
     /// Tool calls the model made.
     #[serde(
-        default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "de_nullable",
         serialize_with = "ser_nullable"
     )]
     pub tool_calls: Nullable<Vec<ToolCall>>,
@@ -107,6 +113,15 @@ pub struct ResponseMessage {
     #[serde(flatten)]
     pub extra: JsonObject,
 }
+
+deserialize_with_extra!(ResponseMessage, "a message object", {
+    "role" => role: (default assistant_role),
+    "content" => content: default,
+    "refusal" => refusal: nullable,
+    "reasoning_content" => reasoning_content: default,
+    "thinking_blocks" => thinking_blocks: default,
+    "tool_calls" => tool_calls: nullable,
+});
 
 impl Default for ResponseMessage {
     fn default() -> Self {
