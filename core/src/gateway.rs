@@ -549,83 +549,89 @@ impl Gateway {
         self.chat_as(request, context, "chat.completions")
     }
 
-    pub(crate) async fn chat_as(
+    // Not an `async fn` but an `async move` block: an `async fn` moves its arguments into
+    // locals of its own, so the request (~1 KB) would be held twice while in flight.
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn chat_as(
         &self,
         mut request: ChatCompletionRequest,
         context: &CallContext,
         endpoint: &str,
-    ) -> Result<Routed<ChatCompletion>> {
-        validate_request(&request)?;
-        request.stream = None;
-        request.stream_options = None;
-        let sticky = router::sticky_key(&request);
-        let targets = self.plan(&request, sticky)?;
-        let mut ticket = self
-            .accept(&request, &targets, context, endpoint, false)
-            .await?;
-        let outcome = self
-            .run_targets(&targets, sticky, |target, in_flight| {
-                let request = &request;
-                async move { self.chat_once(request, target, in_flight).await }
-            })
-            .await;
-        let (mut response, route) = match outcome {
-            Ok(answer) => answer,
-            Err(e) => {
-                ticket.settle(Ending::failed(&e));
-                return Err(e);
+    ) -> impl Future<Output = Result<Routed<ChatCompletion>>> {
+        async move {
+            validate_request(&request)?;
+            request.stream = None;
+            request.stream_options = None;
+            let sticky = router::sticky_key(&request);
+            let targets = self.plan(&request, sticky)?;
+            // Boxed: admission's future (~2.8 KB) is done before the upstream call, and inline it
+            // would size this future, held for the request's whole life.
+            let mut ticket =
+                Box::pin(self.accept(&request, &targets, context, endpoint, false)).await?;
+            let outcome = self
+                .run_targets(&targets, sticky, |target, in_flight| {
+                    let request = &request;
+                    async move { self.chat_once(request, target, in_flight).await }
+                })
+                .await;
+            let (mut response, route) = match outcome {
+                Ok(answer) => answer,
+                Err(e) => {
+                    ticket.settle(Ending::failed(&e));
+                    return Err(e);
+                }
+            };
+            response.provider = Some(route.provider.clone());
+            if response.model.is_empty() {
+                response.model = route.model.clone();
             }
-        };
-        response.provider = Some(route.provider.clone());
-        if response.model.is_empty() {
-            response.model = route.model.clone();
+            let price = self.price(&route.provider, &route.model);
+            if let Some(usage) = response.usage.as_mut() {
+                usage.cost = Some(price.cost(usage).total_usd);
+            }
+            // What the gateway emits follows OpenAI's schema even where a provider (or an older
+            // OpenAI recording) does not: `refusal` is required, `system_fingerprint` a string.
+            for choice in &mut response.choices {
+                choice.message.refusal.get_or_insert(None);
+            }
+            if response.system_fingerprint == Some(None) {
+                response.system_fingerprint = None;
+            }
+            let completion_estimate = if response.usage.is_none() {
+                response
+                    .choices
+                    .iter()
+                    .map(|c| message_estimate(&c.message))
+                    .sum()
+            } else {
+                0
+            };
+            let response_body = self
+                .inner
+                .config
+                .server
+                .log_bodies
+                .then(|| serde_json::to_string(&response).ok())
+                .flatten();
+            ticket.settle(Ending {
+                status: Some(RecordStatus::Ok),
+                http_status: Some(200),
+                provider: Some(route.provider.clone()),
+                provider_model: Some(route.model.clone()),
+                attempts: route.attempts.clone(),
+                usage: response.usage.clone(),
+                estimate: true,
+                completion_estimate,
+                price: Some(price),
+                response_body,
+                ..Default::default()
+            });
+            Ok(Routed {
+                response,
+                route,
+                request_id: ticket.id().to_owned(),
+            })
         }
-        let price = self.price(&route.provider, &route.model);
-        if let Some(usage) = response.usage.as_mut() {
-            usage.cost = Some(price.cost(usage).total_usd);
-        }
-        // What the gateway emits follows OpenAI's schema even where a provider (or an older
-        // OpenAI recording) does not: `refusal` is required, `system_fingerprint` a string.
-        for choice in &mut response.choices {
-            choice.message.refusal.get_or_insert(None);
-        }
-        if response.system_fingerprint == Some(None) {
-            response.system_fingerprint = None;
-        }
-        let completion_estimate = if response.usage.is_none() {
-            response
-                .choices
-                .iter()
-                .map(|c| message_estimate(&c.message))
-                .sum()
-        } else {
-            0
-        };
-        let response_body = self
-            .inner
-            .config
-            .server
-            .log_bodies
-            .then(|| serde_json::to_string(&response).ok())
-            .flatten();
-        ticket.settle(Ending {
-            status: Some(RecordStatus::Ok),
-            http_status: Some(200),
-            provider: Some(route.provider.clone()),
-            provider_model: Some(route.model.clone()),
-            attempts: route.attempts.clone(),
-            usage: response.usage.clone(),
-            estimate: true,
-            completion_estimate,
-            price: Some(price),
-            response_body,
-            ..Default::default()
-        });
-        Ok(Routed {
-            response,
-            route,
-            request_id: ticket.id().to_owned(),
-        })
     }
 
     /// Answers a chat completion as a stream of chunks. Fallback to the next target happens
@@ -645,50 +651,54 @@ impl Gateway {
         self.chat_stream_as(request, context, "chat.completions")
     }
 
-    pub(crate) async fn chat_stream_as(
+    // Not an `async fn`, for the reason given at `chat_as`.
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn chat_stream_as(
         &self,
         mut request: ChatCompletionRequest,
         context: &CallContext,
         endpoint: &str,
-    ) -> Result<ChatStream> {
-        validate_request(&request)?;
-        request.stream = Some(true);
-        let sticky = router::sticky_key(&request);
-        let targets = self.plan(&request, sticky)?;
-        let client_wants_usage = request
-            .stream_options
-            .as_ref()
-            .and_then(|o| o.include_usage)
-            .unwrap_or(false);
-        // Usage is always asked of the provider, so the stream can be costed; the client sees
-        // the usage chunk only if it asked for it.
-        let decoding = StreamContext {
-            include_usage: true,
-        };
-        let mut ticket = self
-            .accept(&request, &targets, context, endpoint, true)
-            .await?;
-        let outcome = self
-            .run_targets(&targets, sticky, |target, in_flight| {
-                let request = &request;
-                async move {
-                    self.stream_once(request, target, decoding, client_wants_usage, in_flight)
-                        .await
+    ) -> impl Future<Output = Result<ChatStream>> {
+        async move {
+            validate_request(&request)?;
+            request.stream = Some(true);
+            let sticky = router::sticky_key(&request);
+            let targets = self.plan(&request, sticky)?;
+            let client_wants_usage = request
+                .stream_options
+                .as_ref()
+                .and_then(|o| o.include_usage)
+                .unwrap_or(false);
+            // Usage is always asked of the provider, so the stream can be costed; the client sees
+            // the usage chunk only if it asked for it.
+            let decoding = StreamContext {
+                include_usage: true,
+            };
+            // Boxed, for the reason given at `chat_as`.
+            let mut ticket =
+                Box::pin(self.accept(&request, &targets, context, endpoint, true)).await?;
+            let outcome = self
+                .run_targets(&targets, sticky, |target, in_flight| {
+                    let request = &request;
+                    async move {
+                        self.stream_once(request, target, decoding, client_wants_usage, in_flight)
+                            .await
+                    }
+                })
+                .await;
+            match outcome {
+                Ok((started, route)) => Ok(ChatStream {
+                    ttft: ticket.elapsed(),
+                    request_id: ticket.id().to_owned(),
+                    route,
+                    inner: Box::into_pin(started),
+                    ticket: Some(ticket),
+                    sent: self.inner.config.server.log_bodies.then(Vec::new),
+                }),
+                Err(e) => {
+                    ticket.settle(Ending::failed(&e));
+                    Err(e)
                 }
-            })
-            .await;
-        match outcome {
-            Ok((started, route)) => Ok(ChatStream {
-                ttft: ticket.elapsed(),
-                request_id: ticket.id().to_owned(),
-                route,
-                inner: Box::into_pin(started),
-                ticket: Some(ticket),
-                sent: self.inner.config.server.log_bodies.then(Vec::new),
-            }),
-            Err(e) => {
-                ticket.settle(Ending::failed(&e));
-                Err(e)
             }
         }
     }

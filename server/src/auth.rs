@@ -14,6 +14,7 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
 use http::{HeaderMap, HeaderValue, header};
 use opengateway::accounting::{RateLimitStatus, format_duration};
 use opengateway::config::AuthMode;
@@ -124,16 +125,24 @@ pub(crate) fn key_error(e: &KeyError, secret: &str) -> Error {
 }
 
 /// The layer: authenticates `/v1/` requests when `server.auth` is `keys`.
-pub(crate) async fn require_key(
+// Not an `async fn`: a request that needs no key is served with a future of `Next::run`'s
+// size (~0.3 KB) instead of one sized for checking a key (~1.6 KB), held while it is in flight;
+// checking one boxes that future.
+pub(crate) fn require_key(
     State(state): State<AppState>,
     request: Request,
     next: Next,
-) -> Response {
+) -> impl Future<Output = Response> {
     let path = request.uri().path();
     if state.gateway.config().server.auth == AuthMode::None || !path.starts_with("/v1/") {
-        return next.run(request).await;
+        return Either::Left(next.run(request));
     }
-    let anthropic = path == "/v1/messages";
+    Either::Right(Box::pin(authenticate(state, request, next)))
+}
+
+/// Checks the request's key, then serves it under that key (or refuses it).
+async fn authenticate(state: AppState, request: Request, next: Next) -> Response {
+    let anthropic = request.uri().path() == "/v1/messages";
     let secret = presented_secret(request.headers());
     let checked = if secret.is_empty() {
         Err(KeyError::Missing)

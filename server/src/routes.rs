@@ -6,6 +6,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures_util::future::Either;
 use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use opengateway::types::ChatCompletionRequest;
@@ -158,32 +159,40 @@ pub(crate) fn route_headers(route: &Route, request_id: &str, headers: &mut Heade
     );
 }
 
-async fn chat_completions(
+// Not an `async fn`: one moves its arguments into locals of its own, and the parsed request
+// (~1 KB) stayed in the handler's future beside the gateway's copy while a stream waited for its
+// first chunk. Here the request is parsed before the future is built, and moved from it once.
+fn chat_completions(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let request: ChatCompletionRequest = parse_json(&headers, body)?;
+) -> impl Future<Output = Result<Response, ApiError>> {
+    let request = match parse_json::<ChatCompletionRequest>(&headers, body) {
+        Ok(request) => request,
+        Err(e) => return Either::Left(std::future::ready(Err(e))),
+    };
     let context = call_context(&headers);
     // The core logs one line per accepted request when it ends (`opengateway::request`).
-    if request.stream == Some(true) {
-        let stream = state.gateway.chat_stream_with(request, &context).await?;
-        let route = stream.route().clone();
-        let request_id = stream.request_id().to_owned();
-        let mut response = sse_response(chunk_frames(stream));
-        route_headers(&route, &request_id, response.headers_mut());
-        return Ok(response);
-    }
-    let answer = state.gateway.chat_with(request, &context).await?;
-    let mut response = json_response(&answer.response);
-    route_headers(&answer.route, &answer.request_id, response.headers_mut());
-    // Without usage from the provider there is no cost to state.
-    if let Some(cost) = answer.usage.as_ref().and_then(|u| u.cost)
-        && let Ok(v) = HeaderValue::from_str(&cost.to_string())
-    {
-        response.headers_mut().insert("x-opengateway-cost", v);
-    }
-    Ok(response)
+    Either::Right(async move {
+        if request.stream == Some(true) {
+            let stream = state.gateway.chat_stream_with(request, &context).await?;
+            let route = stream.route().clone();
+            let request_id = stream.request_id().to_owned();
+            let mut response = sse_response(chunk_frames(stream));
+            route_headers(&route, &request_id, response.headers_mut());
+            return Ok(response);
+        }
+        let answer = state.gateway.chat_with(request, &context).await?;
+        let mut response = json_response(&answer.response);
+        route_headers(&answer.route, &answer.request_id, response.headers_mut());
+        // Without usage from the provider there is no cost to state.
+        if let Some(cost) = answer.usage.as_ref().and_then(|u| u.cost)
+            && let Ok(v) = HeaderValue::from_str(&cost.to_string())
+        {
+            response.headers_mut().insert("x-opengateway-cost", v);
+        }
+        Ok(response)
+    })
 }
 
 /// A JSON response of `value`, written into one buffer sized for a typical answer: axum's
