@@ -92,4 +92,86 @@ mod tests {
         let ok = from_json::<ChatCompletionRequest>(br#"{"model": "m", "messages": []}"#).unwrap();
         assert_eq!(ok.model, "m");
     }
+
+    #[test]
+    fn a_message_decodes_wherever_its_role_is() {
+        use crate::types::{ChatMessage, MessageContent};
+        let body = br#"{"model": "m", "messages": [
+            {"role": "system", "content": "be brief", "x-note": 1},
+            {"content": "hi", "name": "ann", "role": "user"},
+            {"tool_call_id": "c1", "role": "tool", "content": "42"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}
+        ]}"#;
+        let request = from_json::<ChatCompletionRequest>(body).unwrap();
+        let [system, user, tool, assistant] = &request.messages[..] else {
+            panic!("{:?}", request.messages)
+        };
+        let ChatMessage::System(system) = system else {
+            panic!("{system:?}")
+        };
+        assert_eq!(system.content, MessageContent::Text("be brief".into()));
+        assert_eq!(system.extra["x-note"], 1);
+        let ChatMessage::User(user) = user else {
+            panic!("{user:?}")
+        };
+        assert_eq!(user.name.as_deref(), Some("ann"));
+        let ChatMessage::Tool(tool) = tool else {
+            panic!("{tool:?}")
+        };
+        assert_eq!(tool.tool_call_id, "c1");
+        let ChatMessage::Assistant(assistant) = assistant else {
+            panic!("{assistant:?}")
+        };
+        assert_eq!(assistant.content, Some(None));
+        assert_eq!(assistant.tool_calls.as_ref().map(Vec::len), Some(1));
+        // The same messages written back are the ones sent, `role` first.
+        let again = serde_json::to_value(&request.messages[1]).unwrap();
+        assert_eq!(
+            again,
+            serde_json::json!({"role": "user", "content": "hi", "name": "ann"})
+        );
+    }
+
+    #[test]
+    fn a_bad_message_names_the_field_at_fault() {
+        let cases: [(&[u8], &str, &str); 6] = [
+            (
+                br#"{"model":"m","messages":[{"role":"robot","content":"hi"}]}"#,
+                "messages[0].role",
+                "unknown variant `robot`",
+            ),
+            (
+                br#"{"model":"m","messages":[{"content":"hi","role":"robot"}]}"#,
+                "messages[0].role",
+                "unknown variant `robot`",
+            ),
+            (
+                br#"{"model":"m","messages":[{"content":"hi"}]}"#,
+                "messages[0].role",
+                "Missing required parameter",
+            ),
+            (
+                br#"{"model":"m","messages":[{"role":"user","content":7}]}"#,
+                "messages[0].content",
+                "expected a string or an array of content parts",
+            ),
+            (
+                br#"{"model":"m","messages":[{"role":"tool","content":"x"}]}"#,
+                "messages[0].tool_call_id",
+                "Missing required parameter",
+            ),
+            (
+                br#"{"model":"m","messages":[{"content":"x","role":"user","role":"user"}]}"#,
+                "messages[0]",
+                "duplicate field `role`",
+            ),
+        ];
+        for (body, param, words) in cases {
+            let e = from_json::<ChatCompletionRequest>(body).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::BadRequest, "{}", e.message());
+            assert_eq!(e.param(), Some(param), "{}", e.message());
+            assert!(e.message().contains(words), "{}", e.message());
+        }
+    }
 }

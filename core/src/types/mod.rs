@@ -31,7 +31,7 @@ pub type JsonObject = serde_json::Map<String, serde_json::Value>;
 
 /// serde helpers shared by the type modules.
 pub(crate) mod serde_helpers {
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::Serializer;
 
     /// Writes a float that holds an integer as a JSON integer, so `1` sent by a client is
     /// forwarded as `1` and not `1.0`.
@@ -41,15 +41,6 @@ pub(crate) mod serde_helpers {
             Some(x) => s.serialize_f64(*x),
             None => s.serialize_none(),
         }
-    }
-
-    /// Reads a tri-state field: absent stays `None` (via `default`), `null` becomes `Some(None)`.
-    pub fn de_nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-    where
-        D: Deserializer<'de>,
-        T: Deserialize<'de>,
-    {
-        Option::<T>::deserialize(d).map(Some)
     }
 
     /// Writes a tri-state field (only called when the key is present).

@@ -6,114 +6,128 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor, value::SeqAccessDeserial
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::serde_helpers::{de_nullable, ser_f64, ser_nullable};
-use super::with_extra::deserialize_with_extra;
+use super::serde_helpers::{ser_f64, ser_nullable};
+use super::with_extra::{Key, deserialize_with_extra};
 use super::{JsonObject, Nullable};
 
 /// A Chat Completions request, as a client sends it to `POST /v1/chat/completions`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ChatCompletionRequest {
     /// `provider/model`, or an alias from the config.
     pub model: String,
     /// The conversation so far.
     pub messages: Vec<ChatMessage>,
     /// Sampling temperature, 0 to 2.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "ser_f64"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_f64")]
     pub temperature: Option<f64>,
     /// Nucleus sampling mass, 0 to 1.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "ser_f64"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_f64")]
     pub top_p: Option<f64>,
     /// Number of choices to generate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub n: Option<u32>,
     /// Whether to answer with a stream of chunks.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,
     /// Stream options (`include_usage`, `include_obfuscation`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<StreamOptions>,
     /// Up to four sequences where generation stops.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stop: Option<StopSequences>,
     /// Legacy output token limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
     /// Output token limit, reasoning tokens included.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_completion_tokens: Option<u32>,
     /// Presence penalty, -2 to 2.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "ser_f64"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_f64")]
     pub presence_penalty: Option<f64>,
     /// Frequency penalty, -2 to 2.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "ser_f64"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_f64")]
     pub frequency_penalty: Option<f64>,
     /// Token id → bias.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub logit_bias: Option<JsonObject>,
     /// Whether to return log probabilities of the output tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<bool>,
     /// Number of most likely tokens to return at each position (with `logprobs`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub top_logprobs: Option<u32>,
     /// Seed for best-effort deterministic sampling.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<i64>,
     /// Tools the model may call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<Tool>>,
     /// Which tool (if any) the model must call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<ToolChoice>,
     /// Whether several tool calls may be returned in one turn.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub parallel_tool_calls: Option<bool>,
     /// Output format: text, JSON object or JSON schema.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response_format: Option<ResponseFormat>,
     /// Reasoning effort for reasoning models (`minimal`, `low`, `medium`, `high`, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_effort: Option<String>,
     /// End-user identifier.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Key-value tags attached to the request.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<JsonObject>,
     /// opengateway: ordered fallback models tried after `model` (`fallbacks` is a synonym).
     /// Never sent upstream.
-    #[serde(default, alias = "fallbacks", skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub models: Option<Vec<String>>,
     /// opengateway: pins prompt-cache stickiness to this session. Never sent upstream.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
     /// opengateway: total time allowed for one attempt, in milliseconds. Never sent upstream.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     /// opengateway: time allowed until the first byte (a stream's first chunk), in
     /// milliseconds. Never sent upstream.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ttft_timeout_ms: Option<u64>,
     /// Every field not modelled above, passed through unchanged.
     #[serde(flatten)]
     pub extra: JsonObject,
 }
+
+deserialize_with_extra!(ChatCompletionRequest, "a chat completion request", {
+    "model" => model: required,
+    "messages" => messages: required,
+    "temperature" => temperature: default,
+    "top_p" => top_p: default,
+    "n" => n: default,
+    "stream" => stream: default,
+    "stream_options" => stream_options: default,
+    "stop" => stop: default,
+    "max_tokens" => max_tokens: default,
+    "max_completion_tokens" => max_completion_tokens: default,
+    "presence_penalty" => presence_penalty: default,
+    "frequency_penalty" => frequency_penalty: default,
+    "logit_bias" => logit_bias: default,
+    "logprobs" => logprobs: default,
+    "top_logprobs" => top_logprobs: default,
+    "seed" => seed: default,
+    "tools" => tools: default,
+    "tool_choice" => tool_choice: default,
+    "parallel_tool_calls" => parallel_tool_calls: default,
+    "response_format" => response_format: default,
+    "reasoning_effort" => reasoning_effort: default,
+    "user" => user: default,
+    "metadata" => metadata: default,
+    "models" | "fallbacks" => models: default,
+    "session_id" => session_id: default,
+    "timeout_ms" => timeout_ms: default,
+    "ttft_timeout_ms" => ttft_timeout_ms: default,
+});
 
 /// `stream_options` of a streaming request.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -147,7 +161,7 @@ impl StopSequences {
 }
 
 /// One message of the conversation, tagged by `role`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "role", rename_all = "snake_case")]
 pub enum ChatMessage {
     /// Instructions from the application (older models).
@@ -162,6 +176,85 @@ pub enum ChatMessage {
     Tool(ToolMessage),
     /// Deprecated: the result of a function call.
     Function(FunctionMessage),
+}
+
+/// The `role` tag of a message, read on its own.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Role {
+    System,
+    Developer,
+    User,
+    Assistant,
+    Tool,
+    Function,
+}
+
+impl<'de> Deserialize<'de> for ChatMessage {
+    // serde's derive for a tagged enum buffers the whole object (every string copied) to find
+    // the tag; SDKs write `role` first, so this reads it and hands the rest of the object to the
+    // variant, and buffers only when `role` comes later.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MessageVisitor;
+        impl<'de> Visitor<'de> for MessageVisitor {
+            type Value = ChatMessage;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a message object with a `role`")
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<ChatMessage, A::Error> {
+                let first = map.next_key::<Key<'de>>()?;
+                if let Some(key) = first.as_ref()
+                    && key.as_str() == "role"
+                {
+                    return Ok(match map.next_value::<Role>()? {
+                        Role::System => ChatMessage::System(SystemMessage::decode_fields(map)?),
+                        Role::Developer => {
+                            ChatMessage::Developer(SystemMessage::decode_fields(map)?)
+                        }
+                        Role::User => ChatMessage::User(UserMessage::decode_fields(map)?),
+                        Role::Assistant => {
+                            ChatMessage::Assistant(AssistantMessage::decode_fields(map)?)
+                        }
+                        Role::Tool => ChatMessage::Tool(ToolMessage::decode_fields(map)?),
+                        Role::Function => {
+                            ChatMessage::Function(FunctionMessage::decode_fields(map)?)
+                        }
+                    });
+                }
+                // `role` comes later: keep the other keys until it does.
+                let mut role = None;
+                let mut rest = JsonObject::new();
+                let mut next = first;
+                while let Some(key) = next {
+                    if key.as_str() == "role" {
+                        if role.is_some() {
+                            return Err(de::Error::duplicate_field("role"));
+                        }
+                        role = Some(map.next_value::<Role>()?);
+                    } else {
+                        let value = map.next_value()?;
+                        rest.insert(key.into_owned(), value);
+                    }
+                    next = map.next_key::<Key<'de>>()?;
+                }
+                let rest = Value::Object(rest);
+                let message = match role.ok_or_else(|| de::Error::missing_field("role"))? {
+                    Role::System => SystemMessage::deserialize(rest).map(ChatMessage::System),
+                    Role::Developer => SystemMessage::deserialize(rest).map(ChatMessage::Developer),
+                    Role::User => UserMessage::deserialize(rest).map(ChatMessage::User),
+                    Role::Assistant => {
+                        AssistantMessage::deserialize(rest).map(ChatMessage::Assistant)
+                    }
+                    Role::Tool => ToolMessage::deserialize(rest).map(ChatMessage::Tool),
+                    Role::Function => FunctionMessage::deserialize(rest).map(ChatMessage::Function),
+                };
+                message.map_err(de::Error::custom)
+            }
+        }
+        deserializer.deserialize_map(MessageVisitor)
+    }
 }
 
 impl ChatMessage {
@@ -197,68 +290,86 @@ impl ChatMessage {
 }
 
 /// A `system` or `developer` message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SystemMessage {
     /// Text, or text parts.
     pub content: MessageContent,
     /// Optional participant name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Fields not modelled above.
     #[serde(flatten)]
     pub extra: JsonObject,
 }
 
+deserialize_with_extra!(SystemMessage, "a system message", {
+    "content" => content: required,
+    "name" => name: default,
+});
+
 /// A `user` message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UserMessage {
     /// Text, or parts (text, image, audio, file).
     pub content: MessageContent,
     /// Optional participant name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Fields not modelled above.
     #[serde(flatten)]
     pub extra: JsonObject,
 }
 
+deserialize_with_extra!(UserMessage, "a user message", {
+    "content" => content: required,
+    "name" => name: default,
+});
+
 /// An `assistant` message sent back as conversation history.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AssistantMessage {
     /// Text or parts; may be `null` when the turn only has tool calls.
     #[serde(
-        default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "de_nullable",
         serialize_with = "ser_nullable"
     )]
     pub content: Nullable<MessageContent>,
     /// A refusal by the model.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
     /// Optional participant name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Tool calls the model made in this turn.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCall>>,
     /// Deprecated function call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub function_call: Option<FunctionCall>,
     /// opengateway: reasoning text the model produced in this turn.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
     /// opengateway: the turn's reasoning blocks exactly as the provider returned them, sent back
     /// so providers that verify them (Anthropic signatures) accept the conversation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub thinking_blocks: Option<Vec<ThinkingBlock>>,
     /// Fields not modelled above (`audio`, ...).
     #[serde(flatten)]
     pub extra: JsonObject,
 }
 
+deserialize_with_extra!(AssistantMessage, "an assistant message", {
+    "content" => content: nullable,
+    "refusal" => refusal: default,
+    "name" => name: default,
+    "tool_calls" => tool_calls: default,
+    "function_call" => function_call: default,
+    "reasoning_content" => reasoning_content: default,
+    "thinking_blocks" => thinking_blocks: default,
+});
+
 /// A `tool` message: the result of one tool call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ToolMessage {
     /// The result, as text or text parts.
     pub content: MessageContent,
@@ -269,8 +380,13 @@ pub struct ToolMessage {
     pub extra: JsonObject,
 }
 
+deserialize_with_extra!(ToolMessage, "a tool message", {
+    "content" => content: required,
+    "tool_call_id" => tool_call_id: required,
+});
+
 /// A deprecated `function` message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FunctionMessage {
     /// The function's result.
     pub content: Option<String>,
@@ -280,6 +396,11 @@ pub struct FunctionMessage {
     #[serde(flatten)]
     pub extra: JsonObject,
 }
+
+deserialize_with_extra!(FunctionMessage, "a function message", {
+    "content" => content: default,
+    "name" => name: required,
+});
 
 /// Message content: a plain string or a list of typed parts.
 #[derive(Debug, Clone, PartialEq, Serialize)]

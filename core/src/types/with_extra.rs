@@ -69,6 +69,35 @@ macro_rules! deserialize_with_extra {
     ($ty:ident, $expecting:literal, {
         $($key:literal $(| $alias:literal)* => $field:ident : $kind:tt),* $(,)?
     }) => {
+        impl $ty {
+            /// Reads the object's fields from `map`; an internally tagged enum that has already
+            /// read its tag hands over the rest of the object here.
+            pub(crate) fn decode_fields<'de, A: serde::de::MapAccess<'de>>(
+                mut map: A,
+            ) -> Result<Self, A::Error> {
+                $(let mut $field = None;)*
+                let mut extra = $crate::types::JsonObject::new();
+                while let Some(key) = map.next_key::<$crate::types::with_extra::Key<'de>>()? {
+                    match key.as_str() {
+                        $($key $(| $alias)* => {
+                            if $field.is_some() {
+                                return Err(serde::de::Error::duplicate_field($key));
+                            }
+                            $field = Some(deserialize_with_extra!(@read map, $kind));
+                        })*
+                        _ => {
+                            let value = map.next_value()?;
+                            extra.insert(key.into_owned(), value);
+                        }
+                    }
+                }
+                Ok($ty {
+                    $($field: deserialize_with_extra!(@finish $field, $key, $kind),)*
+                    extra,
+                })
+            }
+        }
+
         impl<'de> serde::Deserialize<'de> for $ty {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 struct FieldsVisitor;
@@ -81,30 +110,9 @@ macro_rules! deserialize_with_extra {
 
                     fn visit_map<A: serde::de::MapAccess<'de>>(
                         self,
-                        mut map: A,
+                        map: A,
                     ) -> Result<$ty, A::Error> {
-                        $(let mut $field = None;)*
-                        let mut extra = $crate::types::JsonObject::new();
-                        while let Some(key) =
-                            map.next_key::<$crate::types::with_extra::Key<'de>>()?
-                        {
-                            match key.as_str() {
-                                $($key $(| $alias)* => {
-                                    if $field.is_some() {
-                                        return Err(serde::de::Error::duplicate_field($key));
-                                    }
-                                    $field = Some(deserialize_with_extra!(@read map, $kind));
-                                })*
-                                _ => {
-                                    let value = map.next_value()?;
-                                    extra.insert(key.into_owned(), value);
-                                }
-                            }
-                        }
-                        Ok($ty {
-                            $($field: deserialize_with_extra!(@finish $field, $key, $kind),)*
-                            extra,
-                        })
+                        $ty::decode_fields(map)
                     }
                 }
                 deserializer.deserialize_map(FieldsVisitor)
