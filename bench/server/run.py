@@ -6,7 +6,7 @@ The gateway (and nginx, one worker) is pinned to CPU 0; the load generator and t
 share CPU 1, as in the performance issue's setup. Public tools only: wrk for maximum throughput
 and streams per second, oha for fixed request rates (latency measured from each request's
 intended send time), curl for one stream's first byte and total time over a kept-alive
-connection, /proc for memory. Every figure is printed beside the baseline of the same run.
+connection, /proc for memory and CPU time. Every figure is printed beside the baseline of the same run.
 
 Install the tools once with bench/server/setup.sh, then (see bench/README.md):
 
@@ -77,6 +77,20 @@ def memory(pid: int) -> dict[str, float]:
         if name in ("VmRSS", "VmHWM"):
             found[name] = int(value.split()[0]) / 1024
     return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process (every thread) and of its children (nginx's worker)."""
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    ticks = 0
+    for p in pids:
+        # The fields after the command name, which may hold spaces: utime and stime are 14 and 15.
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -217,6 +231,7 @@ http {{
             "p50_ms": pct["p50"] * 1000,
             "p99_ms": pct["p99"] * 1000,
             "rps": report["summary"]["requestsPerSec"],
+            "answered": sum(int(n) for n in codes.values()),
             "failed": sum(int(n) for n in codes.values()) - ok + len(report.get("errorDistribution", {})),
         }
 
@@ -272,7 +287,12 @@ http {{
             r = self.wrk(t.url, plain, 64, a.seconds)
             t.results["max_rps"], t.results["max_failed"] = r["rps"], r["failed"]
             for rate in a.rates:
+                cpu_before = cpu_seconds(t.pid) if t.pid else 0.0
                 r = self.oha(t.url, plain, rate, a.seconds)
+                if t.pid and r["answered"]:
+                    # What one request costs the proxy's CPU at this rate (p99 queues behind it).
+                    used = cpu_seconds(t.pid) - cpu_before
+                    t.results[f"cpu_us_at_{rate}"] = used * 1e6 / r["answered"]
                 t.results[f"p50_at_{rate}"] = r["p50_ms"]
                 t.results[f"p99_at_{rate}"] = r["p99_ms"]
                 t.results[f"failed_at_{rate}"] = r["failed"]
@@ -322,6 +342,7 @@ http {{
         for rate in a.rates:
             row(f"p50 at {rate} req/s (ms, added)", f"p50_at_{rate}", ".3f", added=True)
             row(f"p99 at {rate} req/s (ms, added)", f"p99_at_{rate}", ".3f", added=True)
+            row(f"CPU per request at {rate} req/s (µs)", f"cpu_us_at_{rate}", ".0f")
         row("stream, 1 conn: first byte (ms, added)", "stream_first_ms", ".3f", added=True)
         row("stream, 1 conn: total (ms)", "stream_total_ms", ".3f")
         row("streams/s, 64 conns (20 chunks)", "streams_per_s", ".0f")
