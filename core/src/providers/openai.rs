@@ -53,6 +53,159 @@ impl OpenAiProvider {
     }
 }
 
+impl OpenAiProvider {
+    /// `stream_options` as sent upstream: usage is always asked of a stream, so the request
+    /// can be costed (the decoder drops the usage chunk again when the client did not ask).
+    fn upstream_stream_options(
+        &self,
+        request: &ChatCompletionRequest,
+        stream: bool,
+    ) -> Option<StreamOptions> {
+        let mut options = request.stream_options.clone();
+        if stream && self.supports_stream_options() {
+            options
+                .get_or_insert_with(StreamOptions::default)
+                .include_usage = Some(true);
+        }
+        options
+    }
+
+    /// The request as sent upstream, as a copy: only for a request that carries another
+    /// dialect's fields deep inside (Anthropic's `cache_control`, `is_error`), to be removed.
+    fn upstream_copy(
+        &self,
+        request: &ChatCompletionRequest,
+        model: &str,
+        stream: bool,
+    ) -> ChatCompletionRequest {
+        let mut upstream = request.clone();
+        upstream.model = model.to_owned();
+        upstream.models = None;
+        upstream.session_id = None;
+        upstream.timeout_ms = None;
+        upstream.ttft_timeout_ms = None;
+        upstream.stream = upstream_stream(request, stream);
+        upstream.stream_options = self.upstream_stream_options(request, stream);
+        if self.kind == ProviderType::Openai {
+            strip_other_dialects(&mut upstream);
+        }
+        upstream
+    }
+}
+
+/// `stream` as sent upstream: `true` for a stream, absent rather than `false` otherwise.
+fn upstream_stream(request: &ChatCompletionRequest, stream: bool) -> Option<bool> {
+    if stream {
+        Some(true)
+    } else {
+        request.stream.filter(|s| *s)
+    }
+}
+
+/// The request as sent upstream, written from the client's request without copying it (a
+/// copy of every message per attempt cost as much as encoding them): the target's model in
+/// place of the client's, opengateway's own fields left out, `stream` and `stream_options` as
+/// the call needs them, and for OpenAI itself the other dialects' top-level fields dropped.
+/// It writes what [`OpenAiProvider::upstream_copy`] would, byte for byte (tested).
+struct UpstreamChat<'a> {
+    request: &'a ChatCompletionRequest,
+    model: &'a str,
+    stream: Option<bool>,
+    stream_options: Option<StreamOptions>,
+    /// Leave out `thinking` and `top_k` (Anthropic's), which OpenAI rejects.
+    strip: bool,
+}
+
+impl serde::Serialize for UpstreamChat<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+
+        /// A float written as `ChatCompletionRequest` writes it (`1`, not `1.0`).
+        struct Float(f64);
+        impl serde::Serialize for Float {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                crate::types::serde_helpers::ser_f64(&Some(self.0), s)
+            }
+        }
+
+        // Every field named, so a field added to the request does not compile until it is
+        // written here too; the order is the struct's, as its derived `Serialize` writes it.
+        let ChatCompletionRequest {
+            model: _,
+            messages,
+            temperature,
+            top_p,
+            n,
+            stream: _,
+            stream_options: _,
+            stop,
+            max_tokens,
+            max_completion_tokens,
+            presence_penalty,
+            frequency_penalty,
+            logit_bias,
+            logprobs,
+            top_logprobs,
+            seed,
+            tools,
+            tool_choice,
+            parallel_tool_calls,
+            response_format,
+            reasoning_effort,
+            user,
+            metadata,
+            models: _,
+            session_id: _,
+            timeout_ms: _,
+            ttft_timeout_ms: _,
+            extra,
+        } = self.request;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("model", self.model)?;
+        map.serialize_entry("messages", messages)?;
+        macro_rules! present {
+            ($key:literal, $value:expr) => {
+                if let Some(value) = $value {
+                    map.serialize_entry($key, &value)?;
+                }
+            };
+        }
+        present!("temperature", temperature.map(Float));
+        present!("top_p", top_p.map(Float));
+        present!("n", n);
+        present!("stream", &self.stream);
+        present!("stream_options", &self.stream_options);
+        present!("stop", stop);
+        present!("max_tokens", max_tokens);
+        present!("max_completion_tokens", max_completion_tokens);
+        present!("presence_penalty", presence_penalty.map(Float));
+        present!("frequency_penalty", frequency_penalty.map(Float));
+        present!("logit_bias", logit_bias);
+        present!("logprobs", logprobs);
+        present!("top_logprobs", top_logprobs);
+        present!("seed", seed);
+        present!("tools", tools);
+        present!("tool_choice", tool_choice);
+        present!("parallel_tool_calls", parallel_tool_calls);
+        present!("response_format", response_format);
+        present!("reasoning_effort", reasoning_effort);
+        present!("user", user);
+        present!("metadata", metadata);
+        for (key, value) in extra {
+            if !(self.strip && OTHER_DIALECT_FIELDS.contains(&key.as_str())) {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
 impl Provider for OpenAiProvider {
     fn id(&self) -> &str {
         &self.id
@@ -64,29 +217,19 @@ impl Provider for OpenAiProvider {
         model: &str,
         stream: bool,
     ) -> Result<UpstreamRequest> {
-        let mut upstream = request.clone();
-        upstream.model = model.to_owned();
-        upstream.models = None;
-        upstream.session_id = None;
-        upstream.timeout_ms = None;
-        upstream.ttft_timeout_ms = None;
-        upstream.stream = if stream {
-            Some(true)
+        let strip = self.kind == ProviderType::Openai;
+        let body = if strip && dialect_fields_inside(request) {
+            serde_json::to_vec(&self.upstream_copy(request, model, stream))
         } else {
-            request.stream.filter(|s| *s)
-        };
-        if stream && self.supports_stream_options() {
-            // Always ask for usage so the request can be costed; the decoder drops the usage
-            // chunk again when the client did not ask for it.
-            let options = upstream
-                .stream_options
-                .get_or_insert_with(StreamOptions::default);
-            options.include_usage = Some(true);
+            serde_json::to_vec(&UpstreamChat {
+                request,
+                model,
+                stream: upstream_stream(request, stream),
+                stream_options: self.upstream_stream_options(request, stream),
+                strip,
+            })
         }
-        if self.kind == ProviderType::Openai {
-            strip_other_dialects(&mut upstream);
-        }
-        let body = serde_json::to_vec(&upstream).map_err(|e| {
+        .map_err(|e| {
             Error::new(
                 ErrorKind::BadRequest,
                 format!("cannot encode the request: {e}"),
@@ -185,12 +328,43 @@ impl Provider for OpenAiProvider {
 /// OpenAI's own API rejects as unrecognized arguments: `thinking`, `top_k`, `cache_control` on
 /// parts and tools, `is_error` on tool results. OpenAI-compatible servers keep them: several
 /// (vLLM, Together, OpenRouter) accept `top_k` or cache hints.
+/// Top-level fields of other dialects (Anthropic's) that OpenAI rejects.
+const OTHER_DIALECT_FIELDS: [&str; 2] = ["thinking", "top_k"];
+
+/// Whether another dialect's field sits inside a tool or a message (`cache_control`,
+/// `is_error`), where only a copy of the request can drop it.
+fn dialect_fields_inside(request: &ChatCompletionRequest) -> bool {
+    let in_tools = request.tools.iter().flatten().any(|tool| {
+        matches!(tool, crate::types::Tool::Function(f) if f.extra.contains_key("cache_control"))
+    });
+    in_tools
+        || request.messages.iter().any(|message| {
+            let content = match message {
+                ChatMessage::System(m) | ChatMessage::Developer(m) => Some(&m.content),
+                ChatMessage::User(m) => Some(&m.content),
+                ChatMessage::Tool(m) => {
+                    if m.extra.contains_key("is_error") {
+                        return true;
+                    }
+                    Some(&m.content)
+                }
+                ChatMessage::Assistant(m) => m.content.as_ref().and_then(Option::as_ref),
+                ChatMessage::Function(_) => None,
+            };
+            matches!(content, Some(MessageContent::Parts(parts)) if parts.iter().any(|part| {
+                matches!(part, ContentPart::Text(text) if text.extra.contains_key("cache_control"))
+            }))
+        })
+}
+
+// `shift_remove` keeps the other keys in the client's order (`remove` would swap the last in).
 fn strip_other_dialects(request: &mut ChatCompletionRequest) {
-    request.extra.remove("thinking");
-    request.extra.remove("top_k");
+    for field in OTHER_DIALECT_FIELDS {
+        request.extra.shift_remove(field);
+    }
     for tool in request.tools.iter_mut().flatten() {
         if let crate::types::Tool::Function(f) = tool {
-            f.extra.remove("cache_control");
+            f.extra.shift_remove("cache_control");
         }
     }
     for message in &mut request.messages {
@@ -198,7 +372,7 @@ fn strip_other_dialects(request: &mut ChatCompletionRequest) {
             ChatMessage::System(m) | ChatMessage::Developer(m) => Some(&mut m.content),
             ChatMessage::User(m) => Some(&mut m.content),
             ChatMessage::Tool(m) => {
-                m.extra.remove("is_error");
+                m.extra.shift_remove("is_error");
                 Some(&mut m.content)
             }
             ChatMessage::Assistant(m) => m.content.as_mut().and_then(Option::as_mut),
@@ -207,7 +381,7 @@ fn strip_other_dialects(request: &mut ChatCompletionRequest) {
         if let Some(MessageContent::Parts(parts)) = content {
             for part in parts {
                 if let ContentPart::Text(text) = part {
-                    text.extra.remove("cache_control");
+                    text.extra.shift_remove("cache_control");
                 }
             }
         }
@@ -380,6 +554,100 @@ mod tests {
             &[("x-extra".to_owned(), "1".to_owned())],
         )
         .unwrap()
+    }
+
+    /// Every chat-completions request recorded in `../shared/fixtures` (none when absent).
+    fn recorded_requests() -> Vec<(String, serde_json::Value)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
+        let Ok(providers) = std::fs::read_dir(&root) else {
+            eprintln!(
+                "skipped the recorded requests: {} is absent",
+                root.display()
+            );
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        for case in providers
+            .flatten()
+            .flat_map(|p| std::fs::read_dir(p.path()).into_iter().flatten().flatten())
+        {
+            let Ok(text) = std::fs::read_to_string(case.path().join("request.json")) else {
+                continue;
+            };
+            let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            if value.get("messages").is_some() && value.get("model").is_some() {
+                found.push((case.path().display().to_string(), value));
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_request_is_written_byte_for_byte_as_its_copy_would_be() {
+        let every_field = serde_json::json!({
+            "custom_first": {"nested": [1, "two", null]},
+            "model": "alias",
+            "messages": [
+                {"role": "system", "content": "be brief", "name": "ops"},
+                {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "low"}}]},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "42"}
+            ],
+            "temperature": 1, "top_p": 0.25, "n": 2, "stream": false,
+            "stream_options": {"include_usage": false, "future_option": 1},
+            "stop": ["\n\n", "END"], "max_tokens": 64, "max_completion_tokens": 80,
+            "presence_penalty": 0.5, "frequency_penalty": 2, "logit_bias": {"50256": -100},
+            "logprobs": true, "top_logprobs": 3, "seed": -7,
+            "tools": [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}, "strict": true}}],
+            "tool_choice": {"type": "function", "function": {"name": "f"}},
+            "parallel_tool_calls": false,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": {"type": "object"}}},
+            "reasoning_effort": "low", "user": "u-1", "metadata": {"k": "v"},
+            "fallbacks": ["other/x"], "session_id": "s-1", "timeout_ms": 5000, "ttft_timeout_ms": 900,
+            "thinking": {"type": "enabled", "budget_tokens": 1024}, "top_k": 5, "custom_last": "ü\u{1}"
+        });
+        let mut requests = vec![
+            (
+                "minimal".to_owned(),
+                serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+            ),
+            (
+                "stream true, no options".to_owned(),
+                serde_json::json!({"model": "m", "messages": [], "stream": true}),
+            ),
+            ("every field".to_owned(), every_field),
+        ];
+        requests.extend(recorded_requests());
+        let kinds = [
+            ProviderType::Openai,
+            ProviderType::Perplexity,
+            ProviderType::Vllm,
+        ];
+        for kind in kinds {
+            let p = OpenAiProvider::new("p", kind, "http://127.0.0.1:1/v1", None, &[]).unwrap();
+            for (name, value) in &requests {
+                let Ok(request) = serde_json::from_value::<ChatCompletionRequest>(value.clone())
+                else {
+                    continue; // a recording of a request the gateway itself would refuse
+                };
+                for stream in [false, true] {
+                    let written = p
+                        .encode_chat(&request, "target-model", stream)
+                        .unwrap()
+                        .body;
+                    let copy =
+                        serde_json::to_vec(&p.upstream_copy(&request, "target-model", stream))
+                            .unwrap();
+                    assert_eq!(
+                        String::from_utf8_lossy(&written),
+                        String::from_utf8_lossy(&copy),
+                        "{name}, {kind:?}, stream {stream}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
