@@ -606,25 +606,11 @@ impl Gateway {
             } else {
                 0
             };
-            let response_body = self
-                .inner
-                .config
-                .server
-                .log_bodies
-                .then(|| serde_json::to_string(&response).ok())
-                .flatten();
             ticket.settle(Ending {
-                status: Some(RecordStatus::Ok),
-                http_status: Some(200),
-                provider: Some(route.provider.clone()),
-                provider_model: Some(route.model.clone()),
-                attempts: route.attempts.clone(),
                 usage: response.usage.clone(),
-                estimate: true,
                 completion_estimate,
-                price: Some(price),
-                response_body,
-                ..Default::default()
+                response_body: self.kept_body(&response),
+                ..served(&route, price)
             });
             Ok(Routed {
                 response,
@@ -632,6 +618,16 @@ impl Gateway {
                 request_id: ticket.id().to_owned(),
             })
         }
+    }
+
+    /// `value` as JSON, to keep with its record when `server.log_bodies` is on.
+    pub(crate) fn kept_body(&self, value: &impl Serialize) -> Option<String> {
+        self.inner
+            .config
+            .server
+            .log_bodies
+            .then(|| serde_json::to_string(value).ok())
+            .flatten()
     }
 
     /// Answers a chat completion as a stream of chunks. Fallback to the next target happens
@@ -775,13 +771,7 @@ impl Gateway {
         } else {
             Vec::new()
         };
-        let request_body = self
-            .inner
-            .config
-            .server
-            .log_bodies
-            .then(|| serde_json::to_string(body).ok())
-            .flatten();
+        let request_body = self.kept_body(body);
         Ticket::open(
             &self.inner.ledger,
             &self.inner.budgets,
@@ -1246,6 +1236,21 @@ fn build_entry(
         ttft_timeout: None,
         transport: None,
     })
+}
+
+/// How a request that a target answered ends: `ok`, 200, that target and the attempts to reach
+/// it, its prices; without the provider's usage the ticket counts the tokens itself.
+pub(crate) fn served(route: &Route, price: PriceTag) -> Ending {
+    Ending {
+        status: Some(RecordStatus::Ok),
+        http_status: Some(200),
+        provider: Some(route.provider.clone()),
+        provider_model: Some(route.model.clone()),
+        attempts: route.attempts.clone(),
+        estimate: true,
+        price: Some(price),
+        ..Default::default()
+    }
 }
 
 /// Checks what every provider needs before any target is tried.

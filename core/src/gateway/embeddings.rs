@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::{Admission, Gateway, Routed, Target};
 use crate::accounting::tokens::{self, PromptSize};
-use crate::accounting::{CallContext, Ending, RecordStatus, Ticket};
+use crate::accounting::{CallContext, Ending, Ticket};
 use crate::error::{Error, ErrorKind, Result};
 use crate::providers::no_embeddings;
 use crate::router::InFlight;
@@ -66,25 +66,11 @@ impl Gateway {
             }
         });
         usage.cost = Some(price.cost(&usage.to_usage()).total_usd);
-        let response_body = self
-            .inner
-            .config
-            .server
-            .log_bodies
-            .then(|| serde_json::to_string(&response).ok())
-            .flatten();
         ticket.settle(Ending {
-            status: Some(RecordStatus::Ok),
-            http_status: Some(200),
-            provider: Some(route.provider.clone()),
-            provider_model: Some(route.model.clone()),
-            attempts: route.attempts.clone(),
             // Without the provider's counts, the ticket records its local estimate.
             usage: reported,
-            estimate: true,
-            price: Some(price),
-            response_body,
-            ..Default::default()
+            response_body: self.kept_body(&response),
+            ..super::served(&route, price)
         });
         Ok(Routed {
             response,

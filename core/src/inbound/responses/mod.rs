@@ -62,9 +62,9 @@ use std::time::Duration;
 use futures_util::Stream;
 use serde_json::{Value, json};
 
-use crate::accounting::{CallContext, Ending, RecordStatus};
+use crate::accounting::{CallContext, Ending};
 use crate::error::{Error, Result};
-use crate::gateway::{ChunkStream, message_estimate, validate_request};
+use crate::gateway::{ChunkStream, message_estimate, served, validate_request};
 use crate::router::{self, InFlight};
 use crate::types::{ChatCompletion, ChatCompletionRequest, StreamOptions};
 use crate::{ChatStream, Gateway, Route, Routed, Target};
@@ -213,16 +213,9 @@ impl Gateway {
             }
         };
         ticket.settle(Ending {
-            status: Some(RecordStatus::Ok),
-            http_status: Some(200),
-            provider: Some(route.provider.clone()),
-            provider_model: Some(route.model.clone()),
-            attempts: route.attempts.clone(),
             usage,
-            estimate: true,
             completion_estimate,
-            price: Some(price),
-            ..Default::default()
+            ..served(&route, price)
         });
         Ok(Routed {
             response,
