@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::bodies::RequestBodies;
 use super::query::{UsageFilter, UsageQuery, UsageTotals};
 use super::record::{RecordStatus, UsageRecord};
+use super::request_log;
 use super::sink::{LedgerError, LedgerSink, MemorySink};
 
 /// User code called with every settled record (see [`Ledger::on_request_end`]).
@@ -20,6 +21,9 @@ type Ack = Box<dyn FnOnce(Result<(), LedgerError>) + Send>;
 
 enum Op {
     Write(Box<UsageRecord>, Option<Ack>),
+    /// A settled record whose request's log line the writer writes ([`request_log`]), with
+    /// the display label of the key it came with.
+    Settle(Box<UsageRecord>, Option<String>),
     /// A pending record its sink has journaled: the writer may hold it back for
     /// [`OPEN_HOLD`], so that a request ending sooner is written once, settled.
     Open(Box<UsageRecord>),
@@ -69,10 +73,11 @@ impl OpQueue {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn push(&self, op: Op) -> Result<(), LedgerError> {
+    /// Queues `op`; gives it back when the writer has stopped.
+    fn push(&self, op: Op) -> Result<(), Op> {
         let mut state = self.lock();
         if state.closed {
-            return Err(LedgerError("the ledger's writer has stopped".into()));
+            return Err(op);
         }
         let awaited = op.awaited();
         state.ops.push(op);
@@ -262,7 +267,10 @@ impl Ledger {
     }
 
     fn send(&self, op: Op) -> Result<(), LedgerError> {
-        self.inner.ops.push(op)
+        self.inner
+            .ops
+            .push(op)
+            .map_err(|_| LedgerError("the ledger's writer has stopped".into()))
     }
 
     /// Stores a newly accepted (pending) record. With a durable store the record survives the
@@ -289,6 +297,22 @@ impl Ledger {
         let id = record.id.clone();
         if let Err(e) = self.send(Op::Write(Box::new(record), None)) {
             tracing::error!(request_id = %id, error = %e, "a settled record could not be queued");
+        }
+    }
+
+    /// [`Ledger::settle`], and the request's log line: written by the writer thread, so that
+    /// formatting and writing it (as much work as the rest of settling) is not on the path of
+    /// the answer, and the lines of a batch go out together.
+    pub(crate) fn settle_logged(&self, record: UsageRecord, key_label: Option<String>) {
+        if let Err(Op::Settle(record, key_label)) =
+            self.inner.ops.push(Op::Settle(Box::new(record), key_label))
+        {
+            // The line at least: the writer that would have written it is gone.
+            request_log::log_settled(&record, key_label.as_deref());
+            tracing::error!(
+                request_id = %record.id,
+                "a settled record could not be queued: the ledger's writer has stopped"
+            );
         }
     }
 
@@ -452,6 +476,13 @@ fn write_loop(queue: &OpQueue, sink: &dyn LedgerSink, hooks: &Hooks) {
                         }
                         batch.push(*record);
                         acks.extend(ack);
+                    }
+                    Op::Settle(record, key_label) => {
+                        request_log::log_settled(&record, key_label.as_deref());
+                        if record.status != RecordStatus::Pending {
+                            held.remove(&record.id);
+                        }
+                        batch.push(*record);
                     }
                     Op::Bodies(b) => {
                         // Bodies are stored beside a record that exists.

@@ -296,11 +296,12 @@ impl Ticket {
         self.budgets.settle(reservation, &self.record);
         self.metrics
             .request_ended(&self.record, self.first_target.as_deref());
-        request_log::log_settled(&self.record, self.key_label.as_deref());
         if let Some(hold) = self.limit_hold.take() {
             hold.settle(self.record.tokens.prompt + self.record.tokens.completion);
         }
-        self.ledger.settle(self.record.clone());
+        // The request's log line is written by the ledger's writer, off the path of the answer.
+        self.ledger
+            .settle_logged(self.record.clone(), self.key_label.take());
         if let Some(request) = self.request_body.take() {
             self.ledger.store_bodies(RequestBodies {
                 id: self.record.id.clone(),
