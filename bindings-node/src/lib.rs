@@ -373,16 +373,18 @@ impl Source {
     ) -> std::task::Poll<Option<Result<String, Error>>> {
         use std::task::Poll;
         match self {
-            Source::Chat(s) => match Pin::new(&mut **s).poll_next(cx) {
-                Poll::Ready(Some(Ok(chunk))) => {
-                    Poll::Ready(Some(serde_json::to_string(&chunk).map_err(|e| {
-                        Error::new(opengateway::ErrorKind::InternalServer, e.to_string())
-                    })))
-                }
-                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
-            },
+            Source::Chat(s) => {
+                let mut out = Vec::new();
+                s.poll_next_json(cx, &mut out).map(|item| {
+                    item.map(|written| {
+                        written.and_then(|()| {
+                            String::from_utf8(out).map_err(|e| {
+                                Error::new(opengateway::ErrorKind::InternalServer, e.to_string())
+                            })
+                        })
+                    })
+                })
+            }
             Source::Messages(s) => match Pin::new(&mut **s).poll_next(cx) {
                 Poll::Ready(Some(Ok(event))) => {
                     if event.name == "error"

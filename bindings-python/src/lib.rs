@@ -426,11 +426,7 @@ mod _native {
         /// The next item as JSON text; `None` at the end.
         async fn next(&mut self) -> Result<Option<String>, Error> {
             match self {
-                Inner::Chat(stream) => match stream.next().await {
-                    None => Ok(None),
-                    Some(Err(e)) => Err(e),
-                    Some(Ok(chunk)) => ser(&chunk).map(Some),
-                },
+                Inner::Chat(stream) => stream.next_json().await.transpose(),
                 Inner::Messages(stream) => match stream.next().await {
                     None => Ok(None),
                     Some(Err(e)) => Err(e),

@@ -8,6 +8,10 @@
 //!   OpenAI, Anthropic and Gemini adapters, unary and streaming; requests/s and MiB/s of the
 //!   body produced.
 //!
+//! - `answer`: an OpenAI chat completion (the mock provider's, 549 bytes) decoded with
+//!   `Provider::decode_chat`, as every non-streamed answer is, and written back as the server
+//!   writes it.
+//!
 //! The `serde_json_reference` rows time serde_json alone on the same data (parse without field
 //! paths; the request written back as it is), a floor to compare the gateway's code with.
 //!
@@ -161,5 +165,39 @@ fn bench_encode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_parse, bench_encode);
+/// The mock provider's answer to a chat request, as `bench/server` receives it.
+const ANSWER: &str = r#"{"id":"chatcmpl-mock-1","object":"chat.completion","created":1796650086,"model":"mock-gpt","choices":[{"index":0,"message":{"role":"assistant","content":"word0 word1 word2 word3 word4","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":4,"completion_tokens":3,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},"service_tier":"default","system_fingerprint":"fp_mock"}"#;
+
+fn bench_answer(c: &mut Criterion) {
+    let provider = OpenAiProvider::new(
+        "openai",
+        ProviderType::Openai,
+        "http://127.0.0.1:1/v1",
+        Some("sk-bench"),
+        &[],
+    )
+    .expect("provider");
+    let mut group = c.benchmark_group("answer");
+    group.throughput(Throughput::ElementsAndBytes {
+        elements: 1,
+        bytes: ANSWER.len() as u64,
+    });
+    group.bench_function("decode_chat", |b| {
+        b.iter(|| {
+            provider
+                .decode_chat(black_box(ANSWER.as_bytes()))
+                .expect("decodes")
+        })
+    });
+    group.bench_function("decode_serde_json_reference", |b| {
+        b.iter(|| serde_json::from_str::<serde_json::Value>(black_box(ANSWER)).expect("JSON"))
+    });
+    let answer = provider.decode_chat(ANSWER.as_bytes()).expect("decodes");
+    group.bench_function("encode", |b| {
+        b.iter(|| serde_json::to_vec(black_box(&answer)).expect("encodes"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_parse, bench_encode, bench_answer);
 criterion_main!(benches);

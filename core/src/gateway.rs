@@ -2,6 +2,7 @@
 //! through its provider adapter, and return the OpenAI-shaped answer with the route it took.
 
 mod embeddings;
+mod passthrough;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::pin::Pin;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use serde::Serialize;
 
 use crate::accounting::{
@@ -1024,7 +1025,8 @@ impl Gateway {
         // Wait for the first chunk here, so that a failure before any byte reaches the client
         // can still fall back to the next target.
         let remaining = (started + first_byte).saturating_duration_since(Instant::now());
-        match tokio::time::timeout(remaining, stream.next()).await {
+        let first = std::future::poll_fn(|cx| stream.poll_ready(cx));
+        match tokio::time::timeout(remaining, first).await {
             Ok(Some(Ok(first))) => {
                 stream.pending.push_front(first);
                 Ok((stream, started.elapsed()))
@@ -1315,16 +1317,45 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// A chunk ready to go out.
+// Not boxed: a decoded chunk is moved out at once, and boxing would allocate for each.
+#[allow(clippy::large_enum_variant)]
+enum Ready {
+    Decoded(ChatCompletionChunk),
+    /// The chunk's JSON text: the provider's own with the gateway's changes ([`passthrough`]).
+    Passed(String),
+}
+
+impl Ready {
+    fn into_chunk(self) -> Result<ChatCompletionChunk> {
+        match self {
+            Ready::Decoded(chunk) => Ok(chunk),
+            Ready::Passed(text) => serde_json::from_str(&text).map_err(|e| {
+                Error::new(
+                    ErrorKind::InternalServer,
+                    format!("a chunk passed through does not decode: {e}"),
+                )
+            }),
+        }
+    }
+}
+
 /// A stream of chunks from one provider: SSE events decoded, translated, and stamped with the
 /// provider id and the usage cost; it keeps the usage and a count of the output for the ledger.
+/// Read as JSON ([`ChatStream::poll_next_json`]), chunks in OpenAI's own format go on as the
+/// provider wrote them, with the same changes ([`passthrough`]).
 pub(crate) struct ChunkStream {
     events: SseStream,
     decoder: Box<dyn StreamDecoder>,
     provider: String,
     /// The model asked of the provider, for chunks that do not name one.
     model: String,
-    pending: VecDeque<ChatCompletionChunk>,
+    pending: VecDeque<Ready>,
     ended: bool,
+    /// The reader takes chunks as JSON text, so a chunk may go on as the provider wrote it.
+    as_json: bool,
+    /// `"provider":"<id>"`, added to chunks that go on as the provider wrote them.
+    provider_member: String,
     /// Counts the stream as in flight on its target until it is dropped.
     _in_flight: InFlight,
     /// Prices the usage chunk.
@@ -1350,6 +1381,8 @@ impl ChunkStream {
         ChunkStream {
             events,
             decoder,
+            provider_member: passthrough::provider_member(&provider),
+            as_json: false,
             provider,
             model,
             _in_flight: in_flight,
@@ -1387,18 +1420,15 @@ impl ChunkStream {
                 }
                 chunk.usage = None;
             }
-            self.pending.push_back(chunk);
+            self.pending.push_back(Ready::Decoded(chunk));
         }
     }
-}
 
-impl Stream for ChunkStream {
-    type Item = Result<ChatCompletionChunk>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    /// The next chunk ready to go out.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Ready>>> {
         loop {
-            if let Some(chunk) = self.pending.pop_front() {
-                return Poll::Ready(Some(Ok(chunk)));
+            if let Some(ready) = self.pending.pop_front() {
+                return Poll::Ready(Some(Ok(ready)));
             }
             if self.ended {
                 return Poll::Ready(None);
@@ -1409,13 +1439,24 @@ impl Stream for ChunkStream {
             }
             match self.events.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(event))) => match self.decoder.on_event(&event) {
-                    Ok(chunks) => self.stamp(chunks),
-                    Err(e) => {
-                        self.ended = true;
-                        return Poll::Ready(Some(Err(e)));
+                Poll::Ready(Some(Ok(event))) => {
+                    if self.as_json
+                        && let Some(text) = self.decoder.chunk_text(&event)
+                        && let Some(passed) =
+                            passthrough::pass(text, self.client_wants_usage, &self.provider_member)
+                    {
+                        self.decoder.on_passed(passed.finished);
+                        self.output_estimate += passed.output_estimate;
+                        return Poll::Ready(Some(Ok(Ready::Passed(passed.text))));
                     }
-                },
+                    match self.decoder.on_event(&event) {
+                        Ok(chunks) => self.stamp(chunks),
+                        Err(e) => {
+                            self.ended = true;
+                            return Poll::Ready(Some(Err(e)));
+                        }
+                    }
+                }
                 Poll::Ready(Some(Err(e))) => {
                     self.ended = true;
                     return Poll::Ready(Some(Err(e)));
@@ -1429,6 +1470,15 @@ impl Stream for ChunkStream {
                 }
             }
         }
+    }
+}
+
+impl Stream for ChunkStream {
+    type Item = Result<ChatCompletionChunk>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.poll_ready(cx)
+            .map(|ready| ready.map(|ready| ready.and_then(Ready::into_chunk)))
     }
 }
 
@@ -1524,15 +1574,17 @@ impl ChatStream {
     }
 }
 
-impl Stream for ChatStream {
-    type Item = Result<ChatCompletionChunk>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let polled = self.inner.as_mut().poll_next(cx);
-        if let (Poll::Ready(Some(Ok(chunk))), Some(sent)) = (&polled, self.sent.as_mut())
-            && let Ok(value) = serde_json::to_value(chunk)
-        {
-            sent.push(value);
+impl ChatStream {
+    /// The next chunk ready to go out; keeps what is sent (`server.log_bodies`) and settles
+    /// the record at the end.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Ready>>> {
+        let polled = self.inner.poll_ready(cx);
+        if let (Poll::Ready(Some(Ok(ready))), Some(sent)) = (&polled, self.sent.as_mut()) {
+            let value = match ready {
+                Ready::Decoded(chunk) => serde_json::to_value(chunk).ok(),
+                Ready::Passed(text) => serde_json::from_str(text).ok(),
+            };
+            sent.extend(value);
         }
         match &polled {
             Poll::Ready(None) => self.settle(RecordStatus::Ok, None),
@@ -1540,6 +1592,66 @@ impl Stream for ChatStream {
             _ => {}
         }
         polled
+    }
+
+    /// Polls for the next chunk and appends it to `out` as JSON text: the same JSON value as
+    /// serializing the chunk [`Stream::poll_next`] would yield. A chunk the provider sent in
+    /// OpenAI's own format goes on as the provider wrote it, with the gateway's changes to its
+    /// top-level members (`provider` added, `usage` the client did not ask for left out),
+    /// instead of being decoded and serialized again. A stream is read one way or the other.
+    pub fn poll_next_json(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<u8>,
+    ) -> Poll<Option<Result<()>>> {
+        self.inner.as_json = true;
+        let ready = match self.poll_ready(cx) {
+            Poll::Ready(Some(Ok(ready))) => ready,
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        };
+        let chunk = match ready {
+            Ready::Passed(text) => {
+                out.extend_from_slice(text.as_bytes());
+                return Poll::Ready(Some(Ok(())));
+            }
+            Ready::Decoded(chunk) => chunk,
+        };
+        let start = out.len();
+        Poll::Ready(Some(serde_json::to_writer(&mut *out, &chunk).map_err(
+            |e| {
+                out.truncate(start);
+                Error::new(
+                    ErrorKind::InternalServer,
+                    format!("cannot encode a stream chunk: {e}"),
+                )
+            },
+        )))
+    }
+
+    /// The next chunk as JSON text (see [`ChatStream::poll_next_json`]); `None` at the end.
+    pub async fn next_json(&mut self) -> Option<Result<String>> {
+        let mut out = Vec::new();
+        let polled = std::future::poll_fn(|cx| self.poll_next_json(cx, &mut out)).await;
+        Some(polled?.and_then(|()| {
+            String::from_utf8(out).map_err(|e| {
+                Error::new(
+                    ErrorKind::InternalServer,
+                    format!("a stream chunk is not UTF-8: {e}"),
+                )
+            })
+        }))
+    }
+}
+
+impl Stream for ChatStream {
+    type Item = Result<ChatCompletionChunk>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut()
+            .poll_ready(cx)
+            .map(|ready| ready.map(|ready| ready.and_then(Ready::into_chunk)))
     }
 }
 

@@ -6,8 +6,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures_util::Stream;
 use futures_util::future::Either;
-use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use opengateway::types::ChatCompletionRequest;
 use opengateway::{CallContext, ErrorKind, Gateway, Route};
@@ -228,20 +228,23 @@ fn data_frame(value: &impl serde::Serialize, size_hint: &mut usize) -> serde_jso
     Ok(Bytes::from(frame))
 }
 
-/// Chunks as SSE `data:` frames, then `[DONE]`. An error after the stream started becomes one
+/// Chunks as SSE `data:` frames, then `[DONE]`: each written straight into a buffer of about
+/// the size of the last one, as the provider sent it when it speaks OpenAI's format
+/// ([`opengateway::ChatStream::poll_next_json`]). An error after the stream started becomes one
 /// `data: {"error": ...}` frame (what OpenAI's SDKs raise on) and ends the stream without
 /// `[DONE]`, so no client mistakes a broken answer for a complete one.
 fn chunk_frames(stream: opengateway::ChatStream) -> impl Stream<Item = Bytes> {
     futures_util::stream::unfold(Some((stream, 256)), move |state| async move {
         let (mut stream, mut size_hint) = state?;
-        let error = match stream.next().await {
-            Some(Ok(chunk)) => match data_frame(&chunk, &mut size_hint) {
-                Ok(frame) => return Some((frame, Some((stream, size_hint)))),
-                Err(e) => opengateway::Error::new(
-                    ErrorKind::InternalServer,
-                    format!("cannot encode a stream chunk: {e}"),
-                ),
-            },
+        let mut frame = Vec::with_capacity(size_hint);
+        frame.extend_from_slice(b"data: ");
+        let polled = std::future::poll_fn(|cx| stream.poll_next_json(cx, &mut frame)).await;
+        let error = match polled {
+            Some(Ok(())) => {
+                frame.extend_from_slice(b"\n\n");
+                size_hint = frame.len().next_power_of_two().max(256);
+                return Some((Bytes::from(frame), Some((stream, size_hint))));
+            }
             Some(Err(e)) => e,
             None => return Some((Bytes::from_static(b"data: [DONE]\n\n"), None)),
         };

@@ -566,6 +566,17 @@ pub trait StreamDecoder: Send {
 
     /// Called when the body ends; an error if the stream stopped before it was complete.
     fn finish(&mut self) -> Result<Vec<ChatCompletionChunk>>;
+
+    /// The text of `event` when it is one chunk in OpenAI's own format (not an error, not the
+    /// stream's end), which the gateway may send on as it is instead of decoding it; `None`
+    /// (the default) to decode every event with [`StreamDecoder::on_event`].
+    fn chunk_text<'e>(&self, _event: &'e SseEvent) -> Option<&'e str> {
+        None
+    }
+
+    /// Called instead of [`StreamDecoder::on_event`] for an event whose chunk text went on as
+    /// it is; `finished`: a choice in it finished.
+    fn on_passed(&mut self, _finished: bool) {}
 }
 
 #[cfg(test)]

@@ -513,6 +513,19 @@ impl StreamDecoder for OpenAiStreamDecoder {
         self.done
     }
 
+    fn chunk_text<'e>(&self, event: &'e SseEvent) -> Option<&'e str> {
+        let data = event.data.trim();
+        let plain_chunk = event.event != "error"
+            && !data.is_empty()
+            && data != "[DONE]"
+            && !data.contains("\"error\"");
+        plain_chunk.then_some(data)
+    }
+
+    fn on_passed(&mut self, finished: bool) {
+        self.finished_choices |= finished;
+    }
+
     fn finish(&mut self) -> Result<Vec<ChatCompletionChunk>> {
         // Some OpenAI-compatible servers end without `[DONE]`; a stream whose choices all
         // finished is complete, one that stopped before that was cut off.
