@@ -326,6 +326,89 @@ async fn stream_text_with_and_without_usage() {
     );
 }
 
+/// The chunks of a stream read as JSON text, or the error that ended it.
+async fn collect_json(
+    mut stream: opengateway::ChatStream,
+) -> (Vec<Value>, Option<opengateway::Error>) {
+    let mut chunks = Vec::new();
+    while let Some(item) = stream.next_json().await {
+        match item {
+            Ok(text) => {
+                assert!(!text.contains('\n'), "one SSE data line: {text}");
+                chunks.push(serde_json::from_str(&text).unwrap());
+            }
+            Err(e) => return (chunks, Some(e)),
+        }
+    }
+    (chunks, None)
+}
+
+#[tokio::test]
+async fn a_stream_read_as_json_is_its_chunks_serialized_and_accounted_the_same() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = mock_gateway(&mock, "");
+    let text = |include_usage: bool, mock: Value| {
+        json!({"model": "mock/mock-gpt", "stream": true, "messages": [{"role": "user", "content": "Hello"}],
+               "stream_options": {"include_usage": include_usage}, "mock": mock})
+    };
+    let cases = [
+        text(true, json!({"content": "one two three four"})),
+        text(false, json!({"content": "one two three four"})),
+        // Cut off without usage: the ledger counts the output locally.
+        text(
+            false,
+            json!({"content": "one two three four five six", "drop_after": 5}),
+        ),
+        json!({"model": "mock/mock-gpt", "stream": true,
+               "messages": [{"role": "user", "content": "weather in Paris?"}],
+               "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {
+                   "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]}),
+    ];
+    // What differs from one request to the next.
+    let per_request = |mut chunk: Value| {
+        let object = chunk.as_object_mut().unwrap();
+        object.remove("id");
+        object.remove("created");
+        for choice in object["choices"].as_array_mut().unwrap() {
+            if let Some(calls) = choice["delta"]["tool_calls"].as_array_mut() {
+                calls
+                    .iter_mut()
+                    .for_each(|c| drop(c.as_object_mut().unwrap().remove("id")));
+            }
+        }
+        chunk
+    };
+    for body in cases {
+        let typed = gw.chat_stream(request(body.clone())).await.unwrap();
+        let typed_id = typed.request_id().to_owned();
+        let (chunks, typed_error) = collect(typed).await;
+        let as_json = gw.chat_stream(request(body.clone())).await.unwrap();
+        let json_id = as_json.request_id().to_owned();
+        let (json_chunks, json_error) = collect_json(as_json).await;
+
+        let typed: Vec<Value> = chunks
+            .iter()
+            .map(|c| per_request(serde_json::to_value(c).unwrap()))
+            .collect();
+        let json_chunks: Vec<Value> = json_chunks.into_iter().map(per_request).collect();
+        assert!(typed.len() >= 3, "{body}");
+        assert_eq!(json_chunks, typed, "{body}");
+        assert_eq!(
+            json_error.map(|e| e.kind()),
+            typed_error.map(|e| e.kind()),
+            "{body}"
+        );
+
+        gw.flush().await;
+        let typed_record = gw.usage_record(&typed_id).unwrap().unwrap();
+        let json_record = gw.usage_record(&json_id).unwrap().unwrap();
+        assert_eq!(json_record.status, typed_record.status, "{body}");
+        assert_eq!(json_record.tokens, typed_record.tokens, "{body}");
+        assert_eq!(json_record.estimated, typed_record.estimated, "{body}");
+        assert!(json_record.tokens.completion > 0, "{body}");
+    }
+}
+
 #[tokio::test]
 async fn stream_tool_call_arguments_arrive_as_deltas() {
     let mock = MockServer::start(MockConfig::default()).await.unwrap();
