@@ -1,20 +1,21 @@
 //! Same-format pass-through: a chunk from a provider that speaks OpenAI's own format goes out as
 //! the provider's JSON text with the gateway's few changes made to it, rather than decoded into
-//! a [`ChatCompletionChunk`] and serialized again, when the client reads the stream as JSON
-//! (the server, the bindings: [`super::ChatStream::poll_next_json`]).
+//! a [`crate::types::ChatCompletionChunk`] and serialized again, when the client reads the
+//! stream as JSON (the server, the bindings: [`super::ChatStream::poll_next_json`]).
 //!
-//! One scan of the text (jiter's, which neither builds values nor copies strings) checks that
-//! decoding would accept the chunk and change nothing in it, and finds what accounting needs:
-//! whether a choice finished, and the output text for the local token estimate. The changes are
-//! to top-level members only: `provider` is ours (the provider's own, OpenRouter's for one, is
-//! left out), `usage` is left out when the client did not ask for it, and a `null`
-//! `system_fingerprint` is left out (OpenAI's schema has a string there). A chunk is decoded as
-//! before when the scan finds anything else: usage to cost, a `finish_reason`, `index` or
-//! `delta` that decoding would fill in, a `null` that decoding drops, a member of the wrong
-//! type, an empty `model`, an error, or a line break that would split the SSE `data:` line.
+//! One scan of the text (jiter's, which builds no values and copies only strings with escapes)
+//! checks that decoding would accept the chunk and change nothing in it, and finds what
+//! accounting needs: whether a choice finished, and the output text for the local token
+//! estimate. The changes are to top-level members only: `provider` is ours (the provider's own,
+//! OpenRouter's for one, is left out), `usage` is left out when the client did not ask for it,
+//! and a `null` `system_fingerprint` is left out (OpenAI's schema has a string there). A chunk
+//! is decoded as before when the scan finds anything else: usage to cost, a `finish_reason`,
+//! `index` or `delta` that decoding would fill in, a `null` that decoding drops, a member of the
+//! wrong type, an empty `model`, an error, or a line break that would split the SSE `data:`
+//! line.
 //!
 //! The text that goes out is the same JSON value that decoding and serializing would give
-//! (test `recorded_streams_go_out_as_decoding_would_write_them`), at a fraction of the cost
+//! (test `recorded_streams_go_on_as_decoding_would_write_them`), at a fraction of the cost
 //! (bench/README.md).
 
 use jiter::{Jiter, NumberInt, Peek};
