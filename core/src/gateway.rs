@@ -569,19 +569,12 @@ impl Gateway {
             // would size this future, held for the request's whole life.
             let mut ticket =
                 Box::pin(self.accept(&request, &targets, context, endpoint, false)).await?;
-            let outcome = self
-                .run_targets(&targets, sticky, |target, in_flight| {
+            let (mut response, route) = self
+                .run_targets(&mut ticket, &targets, sticky, |target, in_flight| {
                     let request = &request;
                     async move { self.chat_once(request, target, in_flight).await }
                 })
-                .await;
-            let (mut response, route) = match outcome {
-                Ok(answer) => answer,
-                Err(e) => {
-                    ticket.settle(Ending::failed(&e));
-                    return Err(e);
-                }
-            };
+                .await?;
             response.provider = Some(route.provider.clone());
             if response.model.is_empty() {
                 response.model = route.model.clone();
@@ -674,29 +667,23 @@ impl Gateway {
             // Boxed, for the reason given at `chat_as`.
             let mut ticket =
                 Box::pin(self.accept(&request, &targets, context, endpoint, true)).await?;
-            let outcome = self
-                .run_targets(&targets, sticky, |target, in_flight| {
+            let (started, route) = self
+                .run_targets(&mut ticket, &targets, sticky, |target, in_flight| {
                     let request = &request;
                     async move {
                         self.stream_once(request, target, decoding, client_wants_usage, in_flight)
                             .await
                     }
                 })
-                .await;
-            match outcome {
-                Ok((started, route)) => Ok(ChatStream {
-                    ttft: ticket.elapsed(),
-                    request_id: ticket.id().to_owned(),
-                    route,
-                    inner: Box::into_pin(started),
-                    ticket: Some(ticket),
-                    sent: self.inner.config.server.log_bodies.then(Vec::new),
-                }),
-                Err(e) => {
-                    ticket.settle(Ending::failed(&e));
-                    Err(e)
-                }
-            }
+                .await?;
+            Ok(ChatStream {
+                ttft: ticket.elapsed(),
+                request_id: ticket.id().to_owned(),
+                route,
+                inner: Box::into_pin(started),
+                ticket: Some(ticket),
+                sent: self.inner.config.server.log_bodies.then(Vec::new),
+            })
         }
     }
 
@@ -796,11 +783,30 @@ impl Gateway {
         .await
     }
 
+    /// [`Gateway::try_targets`] for the request of `ticket`, which a failure settles.
+    pub(crate) async fn run_targets<'a, T, F, Fut>(
+        &'a self,
+        ticket: &mut Ticket,
+        targets: &'a [Target],
+        sticky: Option<u64>,
+        attempt: F,
+    ) -> Result<(T, Route)>
+    where
+        F: FnMut(&'a Target, InFlight) -> Fut,
+        Fut: std::future::Future<Output = Result<(T, Duration)>>,
+    {
+        let outcome = self.try_targets(targets, sticky, attempt).await;
+        if let Err(e) = &outcome {
+            ticket.settle(Ending::failed(e));
+        }
+        outcome
+    }
+
     /// Tries the targets in order (see [`router`] for the classification table and the
     /// circuits): retry-class failures are retried on the same target up to `router.retries`
     /// times, next-target failures move on, fail-now errors end the request. Targets whose
     /// circuit is open are skipped; if that leaves none, the one that reopens first is tried.
-    pub(crate) async fn run_targets<'a, T, F, Fut>(
+    async fn try_targets<'a, T, F, Fut>(
         &'a self,
         targets: &'a [Target],
         sticky: Option<u64>,

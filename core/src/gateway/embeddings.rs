@@ -37,19 +37,12 @@ impl Gateway {
         request.validate()?;
         let targets = self.embedding_targets(&request)?;
         let mut ticket = self.accept_embeddings(&request, &targets, context).await?;
-        let outcome = self
-            .run_targets(&targets, None, |target, in_flight| {
+        let (mut response, route) = self
+            .run_targets(&mut ticket, &targets, None, |target, in_flight| {
                 let request = &request;
                 async move { self.embed_once(request, target, in_flight).await }
             })
-            .await;
-        let (mut response, route) = match outcome {
-            Ok(answer) => answer,
-            Err(e) => {
-                ticket.settle(Ending::failed(&e));
-                return Err(e);
-            }
-        };
+            .await?;
         response.object = "list".to_owned();
         response.provider = Some(route.provider.clone());
         if response.model.is_empty() {

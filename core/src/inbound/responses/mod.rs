@@ -151,8 +151,8 @@ impl Gateway {
         let mut ticket = self
             .accept(&prepared.planning, &targets, context, "responses", false)
             .await?;
-        let outcome = self
-            .run_targets(&targets, sticky, |target, in_flight| {
+        let (answer, route) = self
+            .run_targets(&mut ticket, &targets, sticky, |target, in_flight| {
                 let (request, prepared) = (&request, &prepared);
                 async move {
                     if self.native_responses(target) {
@@ -167,14 +167,7 @@ impl Gateway {
                     }
                 }
             })
-            .await;
-        let (answer, route) = match outcome {
-            Ok(answer) => answer,
-            Err(e) => {
-                ticket.settle(Ending::failed(&e));
-                return Err(e);
-            }
-        };
+            .await?;
         let price = self.price(&route.provider, &route.model);
         let (response, usage, completion_estimate) = match answer {
             Answer::Native(mut body) => {
@@ -251,8 +244,8 @@ impl Gateway {
         let mut ticket = self
             .accept(&prepared.planning, &targets, context, "responses", true)
             .await?;
-        let outcome = self
-            .run_targets(&targets, sticky, |target, in_flight| {
+        let (started, route) = self
+            .run_targets(&mut ticket, &targets, sticky, |target, in_flight| {
                 let (request, prepared) = (&request, &prepared);
                 async move {
                     if self.native_responses(target) {
@@ -271,14 +264,7 @@ impl Gateway {
                     }
                 }
             })
-            .await;
-        let (started, route) = match outcome {
-            Ok(started) => started,
-            Err(e) => {
-                ticket.settle(Ending::failed(&e));
-                return Err(e);
-            }
-        };
+            .await?;
         let request_id = ticket.id().to_owned();
         let inner = match started {
             Started::Native(upstream) => {
