@@ -183,11 +183,13 @@ impl NativeGateway {
             let request: ChatCompletionRequest =
                 from_json(body.as_bytes()).map_err(|e| reject(&e))?;
             let context = call_context(tags);
-            let answer = cancellable(token, gateway.chat_with(request, &context)).await?;
+            let answer = cancellable(token, gateway.chat_json_with(request, &context)).await?;
+            let response = serde_json::value::RawValue::from_string(answer.response.json)
+                .map_err(json_error)?;
             serde_json::to_string(&Envelope {
                 route: &answer.route,
                 request_id: &answer.request_id,
-                response: &answer.response,
+                response: &response,
             })
             .map_err(json_error)
         })

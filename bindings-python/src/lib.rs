@@ -156,7 +156,8 @@ mod _native {
         ) -> Result<Answer, Error> {
             let request: ChatCompletionRequest = from_json(&body)?;
             let context = call_context(context.as_deref())?;
-            answer(&gateway.chat_with(request, &context).await?)
+            let routed = gateway.chat_json_with(request, &context).await?;
+            Ok((routed.response.json, ser(&routed.route)?, routed.request_id))
         }
 
         async fn do_chat_stream(

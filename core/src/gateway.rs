@@ -69,6 +69,61 @@ impl<T> std::ops::Deref for Routed<T> {
     }
 }
 
+/// A chat completion as JSON text, for callers that send it on as JSON (the server, the
+/// bindings): the JSON value a [`ChatCompletion`] serializes to, as the provider wrote it when it
+/// speaks OpenAI's format ([`Gateway::chat_json_with`]).
+#[derive(Debug, Clone)]
+pub struct ChatJson {
+    /// The completion's JSON text.
+    pub json: String,
+    /// Its usage, with the cost; `None` when the provider reported none.
+    pub usage: Option<Usage>,
+}
+
+/// An answer as it came from the provider: decoded, or passed through.
+// Not boxed: returned once and taken apart at once, never held across an await.
+#[allow(clippy::large_enum_variant)]
+enum Upstream {
+    Decoded(ChatCompletion),
+    Passed(passthrough::PassedAnswer),
+}
+
+/// A non-streamed answer: decoded, or as JSON text.
+// Not boxed, for the reason given at `Upstream`.
+#[allow(clippy::large_enum_variant)]
+enum Answer {
+    Decoded(ChatCompletion),
+    Json(ChatJson),
+}
+
+impl Answer {
+    /// The answer as a [`ChatCompletion`].
+    fn into_completion(self) -> Result<ChatCompletion> {
+        match self {
+            Answer::Decoded(completion) => Ok(completion),
+            Answer::Json(answer) => serde_json::from_str(&answer.json).map_err(encoding_error),
+        }
+    }
+
+    /// The answer as JSON text.
+    fn into_json(self) -> Result<ChatJson> {
+        match self {
+            Answer::Decoded(completion) => Ok(ChatJson {
+                json: serde_json::to_string(&completion).map_err(encoding_error)?,
+                usage: completion.usage,
+            }),
+            Answer::Json(answer) => Ok(answer),
+        }
+    }
+}
+
+fn encoding_error(e: serde_json::Error) -> Error {
+    Error::new(
+        ErrorKind::InternalServer,
+        format!("cannot encode the answer: {e}"),
+    )
+}
+
 /// One `provider/model` target of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Target {
@@ -87,6 +142,8 @@ impl std::fmt::Display for Target {
 /// A provider entry as the gateway holds it: its adapter, or why it cannot be used.
 #[derive(Debug)]
 pub(crate) struct ProviderEntry {
+    /// The provider's id in the configuration.
+    id: String,
     pub(crate) kind: ProviderType,
     adapter: Option<Arc<dyn Provider>>,
     problem: Option<String>,
@@ -95,6 +152,8 @@ pub(crate) struct ProviderEntry {
     /// A client of its own when the provider sets `connect_timeout_ms` (reqwest fixes the
     /// connect timeout per client); otherwise the gateway's shared one is used.
     transport: Option<Transport>,
+    /// `"provider":"<id>"`, the member that answers and chunks passed through get.
+    provider_member: Arc<str>,
 }
 
 /// Health of one provider, as `GET /health` reports it.
@@ -546,19 +605,57 @@ impl Gateway {
         context: &CallContext,
     ) -> impl Future<Output = Result<Routed<ChatCompletion>>> {
         // Not an `async fn`: a future of its own would keep a second copy of the request's
-        // slot (~1 KB) beside `chat_as`'s for as long as the request is in flight.
+        // slot (~1 KB) beside `answer_as`'s for as long as the request is in flight.
         self.chat_as(request, context, "chat.completions")
+    }
+
+    /// [`Gateway::chat_with`] for a caller that sends the answer on as JSON: an answer in
+    /// OpenAI's own format goes on as the provider wrote it, with the gateway's changes
+    /// (`provider`, `usage.cost`), rather than decoded and serialized again.
+    pub fn chat_json_with(
+        &self,
+        request: ChatCompletionRequest,
+        context: &CallContext,
+    ) -> impl Future<Output = Result<Routed<ChatJson>>> {
+        let answer = self.answer_as(request, context, "chat.completions", true);
+        async move {
+            let routed = answer.await?;
+            Ok(Routed {
+                response: routed.response.into_json()?,
+                route: routed.route,
+                request_id: routed.request_id,
+            })
+        }
+    }
+
+    /// A decoded answer to `request`, recorded as a call of `endpoint`.
+    pub(crate) fn chat_as(
+        &self,
+        request: ChatCompletionRequest,
+        context: &CallContext,
+        endpoint: &str,
+    ) -> impl Future<Output = Result<Routed<ChatCompletion>>> {
+        let answer = self.answer_as(request, context, endpoint, false);
+        async move {
+            let routed = answer.await?;
+            Ok(Routed {
+                response: routed.response.into_completion()?,
+                route: routed.route,
+                request_id: routed.request_id,
+            })
+        }
     }
 
     // Not an `async fn` but an `async move` block: an `async fn` moves its arguments into
     // locals of its own, so the request (~1 KB) would be held twice while in flight.
     #[allow(clippy::manual_async_fn)]
-    pub(crate) fn chat_as(
+    fn answer_as(
         &self,
         mut request: ChatCompletionRequest,
         context: &CallContext,
         endpoint: &str,
-    ) -> impl Future<Output = Result<Routed<ChatCompletion>>> {
+        as_json: bool,
+    ) -> impl Future<Output = Result<Routed<Answer>>> {
         async move {
             validate_request(&request)?;
             request.stream = None;
@@ -569,45 +666,72 @@ impl Gateway {
             // would size this future, held for the request's whole life.
             let mut ticket =
                 Box::pin(self.accept(&request, &targets, context, endpoint, false)).await?;
-            let (mut response, route) = self
+            let (answer, route) = self
                 .run_targets(&mut ticket, &targets, sticky, |target, in_flight| {
                     let request = &request;
-                    async move { self.chat_once(request, target, in_flight).await }
+                    async move { self.answer_once(request, target, in_flight, as_json).await }
                 })
                 .await?;
-            response.provider = Some(route.provider.clone());
-            if response.model.is_empty() {
-                response.model = route.model.clone();
-            }
             let price = self.price(&route.provider, &route.model);
-            if let Some(usage) = response.usage.as_mut() {
-                usage.cost = Some(price.cost(usage).total_usd);
-            }
-            // What the gateway emits follows OpenAI's schema even where a provider (or an older
-            // OpenAI recording) does not: `refusal` is required, `system_fingerprint` a string.
-            for choice in &mut response.choices {
-                choice.message.refusal.get_or_insert(None);
-            }
-            if response.system_fingerprint == Some(None) {
-                response.system_fingerprint = None;
-            }
-            let completion_estimate = if response.usage.is_none() {
-                response
-                    .choices
-                    .iter()
-                    .map(|c| message_estimate(&c.message))
-                    .sum()
-            } else {
-                0
+            let (answer, usage, completion_estimate) = match answer {
+                Upstream::Decoded(mut response) => {
+                    stamp_answer(&mut response, &route.provider, &route.model);
+                    if let Some(usage) = response.usage.as_mut() {
+                        usage.cost = Some(price.cost(usage).total_usd);
+                    }
+                    let completion_estimate = if response.usage.is_none() {
+                        response
+                            .choices
+                            .iter()
+                            .map(|c| message_estimate(&c.message))
+                            .sum()
+                    } else {
+                        0
+                    };
+                    let usage = response.usage.clone();
+                    (Answer::Decoded(response), usage, completion_estimate)
+                }
+                // The pass-through made the same changes ([`passthrough`]) but the cost.
+                Upstream::Passed(mut passed) => {
+                    if let Some(usage) = passed.usage.as_mut() {
+                        usage.cost = Some(price.cost(usage).total_usd);
+                    }
+                    let usage = passed.usage.clone();
+                    let completion_estimate = if usage.is_none() {
+                        passed.output_estimate
+                    } else {
+                        0
+                    };
+                    let json = match passed.into_json() {
+                        Ok(json) => json,
+                        Err(e) => {
+                            let e = encoding_error(e);
+                            ticket.settle(Ending::failed(&e));
+                            return Err(e);
+                        }
+                    };
+                    let answer = ChatJson {
+                        json,
+                        usage: usage.clone(),
+                    };
+                    (Answer::Json(answer), usage, completion_estimate)
+                }
+            };
+            let response_body = match &answer {
+                Answer::Json(answer) if self.inner.config.server.log_bodies => {
+                    Some(answer.json.clone())
+                }
+                Answer::Json(_) => None,
+                Answer::Decoded(response) => self.kept_body(response),
             };
             ticket.settle(Ending {
-                usage: response.usage.clone(),
+                usage,
                 completion_estimate,
-                response_body: self.kept_body(&response),
+                response_body,
                 ..served(&route, price)
             });
             Ok(Routed {
-                response,
+                response: answer,
                 route,
                 request_id: ticket.id().to_owned(),
             })
@@ -955,12 +1079,33 @@ impl Gateway {
         (first_byte, total)
     }
 
+    /// One decoded answer from `target`.
     pub(crate) async fn chat_once(
         &self,
         request: &ChatCompletionRequest,
         target: &Target,
-        _in_flight: InFlight,
+        in_flight: InFlight,
     ) -> Result<(ChatCompletion, Duration)> {
+        let (answer, ttfb) = self.answer_once(request, target, in_flight, false).await?;
+        let completion = match answer {
+            Upstream::Decoded(completion) => completion,
+            Upstream::Passed(passed) => {
+                serde_json::from_str(&passed.into_json().map_err(encoding_error)?)
+                    .map_err(encoding_error)?
+            }
+        };
+        Ok((completion, ttfb))
+    }
+
+    /// One answer from `target`: as the provider wrote it when `as_json` and it can go on so
+    /// ([`passthrough::pass_answer`]), else decoded.
+    async fn answer_once(
+        &self,
+        request: &ChatCompletionRequest,
+        target: &Target,
+        _in_flight: InFlight,
+        as_json: bool,
+    ) -> Result<(Upstream, Duration)> {
         let (entry, adapter) = self.adapter(target)?;
         let (first_byte, total) = self.time_limits(entry, request);
         let started = Instant::now();
@@ -984,7 +1129,13 @@ impl Gateway {
         if !(200..300).contains(&status) {
             return Err(adapter.decode_error(status, &headers, &body));
         }
-        Ok((adapter.decode_chat(&body)?, ttfb))
+        if as_json
+            && adapter.answers_in_openai_format()
+            && let Some(passed) = passthrough::pass_answer(&body, &entry.provider_member)
+        {
+            return Ok((Upstream::Passed(passed), ttfb));
+        }
+        Ok((Upstream::Decoded(adapter.decode_chat(&body)?), ttfb))
     }
 
     pub(crate) async fn stream_once(
@@ -1022,7 +1173,7 @@ impl Gateway {
         let mut stream = Box::new(ChunkStream::new(
             sse_events(adapter.id(), response),
             adapter.stream_decoder(context),
-            adapter.id().to_owned(),
+            entry,
             target.model.clone(),
             in_flight,
             self.price(&target.provider, &target.model),
@@ -1237,12 +1388,14 @@ fn build_entry(
         }),
     };
     Ok(ProviderEntry {
+        id: id.to_owned(),
         kind,
         adapter,
         problem,
         timeout,
         ttft_timeout: None,
         transport: None,
+        provider_member: passthrough::provider_member(id).into(),
     })
 }
 
@@ -1361,7 +1514,7 @@ pub(crate) struct ChunkStream {
     /// The reader takes chunks as JSON text, so a chunk may go on as the provider wrote it.
     as_json: bool,
     /// `"provider":"<id>"`, added to chunks that go on as the provider wrote them.
-    provider_member: String,
+    provider_member: Arc<str>,
     /// Counts the stream as in flight on its target until it is dropped.
     _in_flight: InFlight,
     /// Prices the usage chunk.
@@ -1378,7 +1531,7 @@ impl ChunkStream {
     fn new(
         events: SseStream,
         decoder: Box<dyn StreamDecoder>,
-        provider: String,
+        entry: &ProviderEntry,
         model: String,
         in_flight: InFlight,
         price: PriceTag,
@@ -1387,9 +1540,9 @@ impl ChunkStream {
         ChunkStream {
             events,
             decoder,
-            provider_member: passthrough::provider_member(&provider),
+            provider: entry.id.clone(),
+            provider_member: entry.provider_member.clone(),
             as_json: false,
-            provider,
             model,
             _in_flight: in_flight,
             price,
@@ -1708,6 +1861,23 @@ pub(crate) fn message_estimate(message: &crate::types::ResponseMessage) -> u64 {
         n += tokens::estimate_text(&call.function.arguments);
     }
     n
+}
+
+/// The gateway's changes to a decoded answer served by `provider`'s `model`, but the cost: the
+/// provider that served it, the model asked for where the provider named none, and what
+/// OpenAI's schema has even where a provider (or an older OpenAI recording) does not: `refusal`
+/// is required, `system_fingerprint` a string.
+pub(crate) fn stamp_answer(response: &mut ChatCompletion, provider: &str, model: &str) {
+    response.provider = Some(provider.to_owned());
+    if response.model.is_empty() {
+        response.model = model.to_owned();
+    }
+    for choice in &mut response.choices {
+        choice.message.refusal.get_or_insert(None);
+    }
+    if response.system_fingerprint == Some(None) {
+        response.system_fingerprint = None;
+    }
 }
 
 /// Tags a request carries in `metadata.tags`: a list of strings, or one comma-separated string

@@ -58,5 +58,5 @@ pub mod types;
 pub use accounting::{CallContext, UsageQuery, UsageRecord};
 pub use error::{Attempt, Error, ErrorKind, Result};
 pub use gateway::{
-    ChatStream, Gateway, HealthReport, ModelEntry, ProviderHealth, Route, Routed, Target,
+    ChatJson, ChatStream, Gateway, HealthReport, ModelEntry, ProviderHealth, Route, Routed, Target,
 };

@@ -7,7 +7,7 @@
 use futures_util::StreamExt;
 use opengateway::config::Config;
 use opengateway::types::{ChatCompletionChunk, ChatCompletionRequest, FinishReason};
-use opengateway::{ErrorKind, Gateway};
+use opengateway::{CallContext, ErrorKind, Gateway};
 use opengateway_mock::{MockConfig, MockServer};
 use serde_json::{Value, json};
 
@@ -406,6 +406,74 @@ async fn a_stream_read_as_json_is_its_chunks_serialized_and_accounted_the_same()
         assert_eq!(json_record.tokens, typed_record.tokens, "{body}");
         assert_eq!(json_record.estimated, typed_record.estimated, "{body}");
         assert!(json_record.tokens.completion > 0, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn an_answer_read_as_json_is_the_answer_serialized_and_accounted_the_same() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = mock_gateway(&mock, "");
+    let ask = |model: &str, mock: Value| json!({"model": model, "messages": [{"role": "user", "content": "Hello"}], "mock": mock});
+    let cases = [
+        ask("mock/mock-gpt", json!({"content": "one two three four"})),
+        ask("mock/mock-gpt~thinking", json!({"content": "one two"})),
+        // Without usage: the ledger counts the output locally.
+        ask(
+            "mock/mock-gpt",
+            json!({"content": "one two three", "usage": null}),
+        ),
+        ask(
+            "mock/mock-gpt~tool_call~parallel=2",
+            json!({"usage": {"prompt_tokens_details": {"cached_tokens": 3}}}),
+        ),
+        json!({"model": "mock/mock-gpt", "n": 2, "messages": [{"role": "user", "content": "Hi"}]}),
+    ];
+    // What differs from one request to the next.
+    let per_request = |mut answer: Value| {
+        let object = answer.as_object_mut().unwrap();
+        object.remove("id");
+        object.remove("created");
+        for choice in object["choices"].as_array_mut().unwrap() {
+            if let Some(calls) = choice["message"]["tool_calls"].as_array_mut() {
+                calls
+                    .iter_mut()
+                    .for_each(|c| drop(c.as_object_mut().unwrap().remove("id")));
+            }
+        }
+        answer
+    };
+    for body in cases {
+        let typed = gw.chat(request(body.clone())).await.unwrap();
+        let as_json = gw
+            .chat_json_with(request(body.clone()), &CallContext::default())
+            .await
+            .unwrap();
+        assert_eq!(as_json.route.provider, typed.route.provider, "{body}");
+        assert_eq!(as_json.usage, typed.response.usage, "{body}");
+        // The mock speaks OpenAI's format: its answer went on as it wrote it, with the usage,
+        // costed, written last (decoding would have written it before `provider`).
+        let provider_at = as_json.json.find(r#""provider":"mock""#).unwrap();
+        assert!(
+            as_json.json[provider_at..].starts_with(r#""provider":"mock","usage":{"#)
+                || as_json.usage.is_none() && as_json.json.ends_with(r#""provider":"mock"}"#),
+            "{}",
+            as_json.json
+        );
+        let json_answer: Value = serde_json::from_str(&as_json.json).unwrap();
+        assert_eq!(
+            per_request(json_answer),
+            per_request(serde_json::to_value(&typed.response).unwrap()),
+            "{body}"
+        );
+
+        gw.flush().await;
+        let typed_record = gw.usage_record(&typed.request_id).unwrap().unwrap();
+        let json_record = gw.usage_record(&as_json.request_id).unwrap().unwrap();
+        assert_eq!(json_record.status, typed_record.status, "{body}");
+        assert_eq!(json_record.tokens, typed_record.tokens, "{body}");
+        assert_eq!(json_record.estimated, typed_record.estimated, "{body}");
+        assert_eq!(json_record.cost, typed_record.cost, "{body}");
+        assert!(json_record.tokens.completion > 0, "{body} {json_record:?}");
     }
 }
 

@@ -10,7 +10,7 @@ use futures_util::Stream;
 use futures_util::future::Either;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use opengateway::types::ChatCompletionRequest;
-use opengateway::{CallContext, ErrorKind, Gateway, Route};
+use opengateway::{CallContext, ChatJson, ErrorKind, Gateway, Route, Routed};
 use std::sync::Arc;
 
 use crate::error::ApiError;
@@ -182,11 +182,23 @@ fn chat_completions(
             route_headers(&route, &request_id, response.headers_mut());
             return Ok(response);
         }
-        let answer = state.gateway.chat_with(request, &context).await?;
-        let mut response = json_response(&answer.response);
-        route_headers(&answer.route, &answer.request_id, response.headers_mut());
+        let answer = state.gateway.chat_json_with(request, &context).await?;
+        let Routed {
+            response: ChatJson { json, usage },
+            route,
+            request_id,
+        } = answer;
+        let mut response = (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            json,
+        )
+            .into_response();
+        route_headers(&route, &request_id, response.headers_mut());
         // Without usage from the provider there is no cost to state.
-        if let Some(cost) = answer.usage.as_ref().and_then(|u| u.cost)
+        if let Some(cost) = usage.as_ref().and_then(|u| u.cost)
             && let Ok(v) = HeaderValue::from_str(&cost.to_string())
         {
             response.headers_mut().insert("x-opengateway-cost", v);

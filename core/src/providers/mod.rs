@@ -278,6 +278,13 @@ pub trait Provider: Send + Sync + fmt::Debug {
         false
     }
 
+    /// Whether [`Provider::decode_chat`] reads OpenAI's own answer format and nothing of its
+    /// own, so that an answer sent on as JSON may go as the provider wrote it (the gateway
+    /// checks that decoding would change nothing in it) instead of being decoded.
+    fn answers_in_openai_format(&self) -> bool {
+        false
+    }
+
     /// Reads a successful non-streamed answer.
     fn decode_chat(&self, body: &[u8]) -> Result<ChatCompletion>;
 

@@ -243,6 +243,10 @@ impl Provider for OpenAiProvider {
         (self.kind == ProviderType::Openai).then(|| self.endpoint.post("/responses", body))
     }
 
+    fn answers_in_openai_format(&self) -> bool {
+        true
+    }
+
     fn decode_chat(&self, body: &[u8]) -> Result<ChatCompletion> {
         decode_json(&self.id, body)
     }

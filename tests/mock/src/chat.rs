@@ -146,6 +146,9 @@ fn usage(prompt: usize, answer: &Answer, n: usize, knobs: &Knobs) -> Value {
     );
     let mut usage = UsagePins::of(knobs).apply(computed).openai();
     if let Some(overrides) = knobs.get("usage") {
+        if overrides.is_null() {
+            return Value::Null;
+        }
         merge(&mut usage, overrides);
         // Keep the total consistent with overridden parts unless the test pins it too.
         if overrides.get("total_tokens").is_none() {
