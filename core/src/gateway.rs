@@ -91,23 +91,36 @@ enum Upstream {
 /// A non-streamed answer: decoded, or as JSON text.
 // Not boxed, for the reason given at `Upstream`.
 #[allow(clippy::large_enum_variant)]
-enum Answer {
+pub(crate) enum Answer {
     Decoded(ChatCompletion),
     Json(ChatJson),
 }
 
-impl Answer {
-    /// The answer as a [`ChatCompletion`].
-    fn into_completion(self) -> Result<ChatCompletion> {
-        match self {
+/// The form a caller takes a non-streamed answer in: decoded, or as JSON text.
+pub(crate) trait AnswerForm: Sized {
+    /// The answer may stay the provider's JSON text.
+    const AS_JSON: bool;
+
+    /// The answer in this form.
+    fn from_answer(answer: Answer) -> Result<Self>;
+}
+
+impl AnswerForm for ChatCompletion {
+    const AS_JSON: bool = false;
+
+    fn from_answer(answer: Answer) -> Result<Self> {
+        match answer {
             Answer::Decoded(completion) => Ok(completion),
             Answer::Json(answer) => serde_json::from_str(&answer.json).map_err(encoding_error),
         }
     }
+}
 
-    /// The answer as JSON text.
-    fn into_json(self) -> Result<ChatJson> {
-        match self {
+impl AnswerForm for ChatJson {
+    const AS_JSON: bool = true;
+
+    fn from_answer(answer: Answer) -> Result<Self> {
+        match answer {
             Answer::Decoded(completion) => Ok(ChatJson {
                 json: serde_json::to_string(&completion).map_err(encoding_error)?,
                 usage: completion.usage,
@@ -605,7 +618,7 @@ impl Gateway {
         context: &CallContext,
     ) -> impl Future<Output = Result<Routed<ChatCompletion>>> {
         // Not an `async fn`: a future of its own would keep a second copy of the request's
-        // slot (~1 KB) beside `answer_as`'s for as long as the request is in flight.
+        // slot (~1 KB) beside `chat_as`'s for as long as the request is in flight.
         self.chat_as(request, context, "chat.completions")
     }
 
@@ -617,45 +630,21 @@ impl Gateway {
         request: ChatCompletionRequest,
         context: &CallContext,
     ) -> impl Future<Output = Result<Routed<ChatJson>>> {
-        let answer = self.answer_as(request, context, "chat.completions", true);
-        async move {
-            let routed = answer.await?;
-            Ok(Routed {
-                response: routed.response.into_json()?,
-                route: routed.route,
-                request_id: routed.request_id,
-            })
-        }
+        // The answer's future itself, not one that awaits it: a future that holds another and
+        // then awaits it keeps two copies of it (~4 KB each).
+        self.chat_as(request, context, "chat.completions")
     }
 
-    /// A decoded answer to `request`, recorded as a call of `endpoint`.
-    pub(crate) fn chat_as(
-        &self,
-        request: ChatCompletionRequest,
-        context: &CallContext,
-        endpoint: &str,
-    ) -> impl Future<Output = Result<Routed<ChatCompletion>>> {
-        let answer = self.answer_as(request, context, endpoint, false);
-        async move {
-            let routed = answer.await?;
-            Ok(Routed {
-                response: routed.response.into_completion()?,
-                route: routed.route,
-                request_id: routed.request_id,
-            })
-        }
-    }
-
+    /// An answer to `request` in the form `A`, recorded as a call of `endpoint`.
     // Not an `async fn` but an `async move` block: an `async fn` moves its arguments into
     // locals of its own, so the request (~1 KB) would be held twice while in flight.
     #[allow(clippy::manual_async_fn)]
-    fn answer_as(
+    pub(crate) fn chat_as<A: AnswerForm>(
         &self,
         mut request: ChatCompletionRequest,
         context: &CallContext,
         endpoint: &str,
-        as_json: bool,
-    ) -> impl Future<Output = Result<Routed<Answer>>> {
+    ) -> impl Future<Output = Result<Routed<A>>> {
         async move {
             validate_request(&request)?;
             request.stream = None;
@@ -669,7 +658,7 @@ impl Gateway {
             let (answer, route) = self
                 .run_targets(&mut ticket, &targets, sticky, |target, in_flight| {
                     let request = &request;
-                    async move { self.answer_once(request, target, in_flight, as_json).await }
+                    async move { self.answer_once(request, target, in_flight, A::AS_JSON).await }
                 })
                 .await?;
             let price = self.price(&route.provider, &route.model);
@@ -731,7 +720,7 @@ impl Gateway {
                 ..served(&route, price)
             });
             Ok(Routed {
-                response: answer,
+                response: A::from_answer(answer)?,
                 route,
                 request_id: ticket.id().to_owned(),
             })
