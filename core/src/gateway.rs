@@ -658,7 +658,10 @@ impl Gateway {
             let (answer, route) = self
                 .run_targets(&mut ticket, &targets, sticky, |target, in_flight| {
                     let request = &request;
-                    async move { self.answer_once(request, target, in_flight, A::AS_JSON).await }
+                    async move {
+                        self.answer_once(request, target, in_flight, A::AS_JSON)
+                            .await
+                    }
                 })
                 .await?;
             let price = self.price(&route.provider, &route.model);

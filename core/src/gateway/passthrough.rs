@@ -644,6 +644,23 @@ mod tests {
         "perplexity",
     ];
 
+    /// The case folders of the OpenAI-format providers recorded in `../shared/fixtures`;
+    /// `None`, said on stderr, when that folder is absent.
+    fn recorded_cases(what: &str) -> Option<Vec<std::path::PathBuf>> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
+        let Ok(providers) = std::fs::read_dir(&root) else {
+            eprintln!("skipped the recorded {what}: {} is absent", root.display());
+            return None;
+        };
+        let openai_format = providers
+            .flatten()
+            .filter(|p| OPENAI_FORMAT.contains(&p.file_name().to_string_lossy().as_ref()));
+        let cases = openai_format
+            .flat_map(|p| std::fs::read_dir(p.path()).into_iter().flatten().flatten())
+            .map(|case| case.path());
+        Some(cases.collect())
+    }
+
     /// The chunk `raw` decodes to, stamped as the gateway stamps it, with its output estimate.
     fn decoded(raw: &str, wants_usage: bool) -> (ChatCompletionChunk, u64) {
         let mut chunk: ChatCompletionChunk = serde_json::from_str(raw).expect("a chunk");
@@ -950,47 +967,35 @@ mod tests {
     /// changes and serializing would send, and most answers go on so.
     #[test]
     fn recorded_answers_go_on_as_decoding_would_write_them() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
-        let Ok(providers) = std::fs::read_dir(&root) else {
-            eprintln!("skipped the recorded answers: {} is absent", root.display());
+        let Some(cases) = recorded_cases("answers") else {
             return;
         };
         let (mut answers, mut passed) = (0, 0);
-        for provider in providers.flatten() {
-            let name = provider.file_name().to_string_lossy().into_owned();
-            if !OPENAI_FORMAT.contains(&name.as_str()) {
+        for case in cases {
+            let Ok(meta) = std::fs::read_to_string(case.join("meta.json")) else {
+                continue;
+            };
+            let meta: serde_json::Value = serde_json::from_str(&meta).expect("meta.json");
+            let Ok(body) = std::fs::read_to_string(case.join("response.json")) else {
+                continue;
+            };
+            let chat = meta["endpoint"].as_str().is_some_and(|e| {
+                e.split('?')
+                    .next()
+                    .is_some_and(|p| p.ends_with("/chat/completions"))
+            });
+            if meta["status"] != 200 || !chat {
                 continue;
             }
-            for case in std::fs::read_dir(provider.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                let Ok(meta) = std::fs::read_to_string(case.path().join("meta.json")) else {
-                    continue;
-                };
-                let meta: serde_json::Value = serde_json::from_str(&meta).expect("meta.json");
-                let Ok(body) = std::fs::read_to_string(case.path().join("response.json")) else {
-                    continue;
-                };
-                let chat = meta["endpoint"].as_str().is_some_and(|e| {
-                    e.split('?')
-                        .next()
-                        .is_some_and(|p| p.ends_with("/chat/completions"))
-                });
-                if meta["status"] != 200 || !chat {
-                    continue;
-                }
-                answers += 1;
-                if serde_json::from_str::<ChatCompletion>(&body).is_err() {
-                    assert!(pass_answer(body.as_bytes(), PROVIDER).is_none(), "{body}");
-                    continue;
-                }
-                if passed_answer(&body).is_some() {
-                    passed += 1;
-                } else {
-                    eprintln!("decoded: {}", case.path().display());
-                }
+            answers += 1;
+            if serde_json::from_str::<ChatCompletion>(&body).is_err() {
+                assert!(pass_answer(body.as_bytes(), PROVIDER).is_none(), "{body}");
+                continue;
+            }
+            if passed_answer(&body).is_some() {
+                passed += 1;
+            } else {
+                eprintln!("decoded: {}", case.display());
             }
         }
         eprintln!("{passed} of {answers} recorded answers passed through");
@@ -1008,9 +1013,7 @@ mod tests {
         use crate::providers::decode_sse;
         use futures_util::{FutureExt, StreamExt};
 
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
-        let Ok(providers) = std::fs::read_dir(&root) else {
-            eprintln!("skipped the recorded streams: {} is absent", root.display());
+        let Some(cases) = recorded_cases("streams") else {
             return;
         };
         let openai = OpenAiProvider::new(
@@ -1022,57 +1025,43 @@ mod tests {
         )
         .expect("a provider");
         let (mut chunks, mut passed_chunks, mut streams) = (0, 0, 0);
-        for provider in providers.flatten() {
-            let name = provider.file_name().to_string_lossy().into_owned();
-            if !OPENAI_FORMAT.contains(&name.as_str()) {
+        for case in cases {
+            let Ok(body) = std::fs::read(case.join("response.sse")) else {
                 continue;
-            }
-            for case in std::fs::read_dir(provider.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                let Ok(body) = std::fs::read(case.path().join("response.sse")) else {
-                    continue;
-                };
-                streams += 1;
-                let pieces =
-                    futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(body))]);
-                let events: Vec<SseEvent> = decode_sse("openai", pieces, |e: std::io::Error| {
-                    crate::Error::new(crate::ErrorKind::Connection, e.to_string())
-                })
-                .collect::<Vec<_>>()
-                .now_or_never()
-                .expect("a body in memory decodes at once")
-                .into_iter()
-                .flatten()
-                .collect();
-                for wants_usage in [true, false] {
-                    let mut decoder = openai.stream_decoder(StreamContext {
-                        include_usage: wants_usage,
-                    });
-                    for event in &events {
-                        let text = decoder.chunk_text(event).map(str::to_owned);
-                        let Ok(decoded_chunks) = decoder.on_event(event) else {
-                            assert!(
-                                text.is_none()
-                                    || pass(
-                                        text.as_deref().unwrap_or_default(),
-                                        wants_usage,
-                                        PROVIDER
-                                    )
+            };
+            streams += 1;
+            let pieces =
+                futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(body))]);
+            let events: Vec<SseEvent> = decode_sse("openai", pieces, |e: std::io::Error| {
+                crate::Error::new(crate::ErrorKind::Connection, e.to_string())
+            })
+            .collect::<Vec<_>>()
+            .now_or_never()
+            .expect("a body in memory decodes at once")
+            .into_iter()
+            .flatten()
+            .collect();
+            for wants_usage in [true, false] {
+                let mut decoder = openai.stream_decoder(StreamContext {
+                    include_usage: wants_usage,
+                });
+                for event in &events {
+                    let text = decoder.chunk_text(event).map(str::to_owned);
+                    let Ok(decoded_chunks) = decoder.on_event(event) else {
+                        assert!(
+                            text.is_none()
+                                || pass(text.as_deref().unwrap_or_default(), wants_usage, PROVIDER)
                                     .is_none()
-                            );
-                            continue;
-                        };
-                        let Some(text) = text else {
-                            continue;
-                        };
-                        chunks += 1;
-                        if passed(&text, wants_usage).is_some() {
-                            passed_chunks += 1;
-                            assert_eq!(decoded_chunks.len(), 1, "{text}");
-                        }
+                        );
+                        continue;
+                    };
+                    let Some(text) = text else {
+                        continue;
+                    };
+                    chunks += 1;
+                    if passed(&text, wants_usage).is_some() {
+                        passed_chunks += 1;
+                        assert_eq!(decoded_chunks.len(), 1, "{text}");
                     }
                 }
             }
