@@ -400,6 +400,15 @@ impl Scan<'_> {
         true
     }
 
+    /// `null`, or an array of objects each read by `element`.
+    fn nullable_objects(&mut self, element: fn(&mut Self) -> bool) -> bool {
+        match self.jiter.peek() {
+            Ok(Peek::Null) => self.jiter.known_null().is_ok(),
+            Ok(Peek::Array) => self.objects(element),
+            _ => false,
+        }
+    }
+
     /// The members of the object the scan is at, each read by `member` with its key; an empty
     /// object has none. False when `member` refuses one.
     fn members(&mut self, mut member: impl FnMut(&mut Self, Key) -> bool) -> bool {
@@ -476,14 +485,7 @@ impl Scan<'_> {
             Key::Content => seen.once(1) && scan.nullable_output(),
             Key::ReasoningContent => seen.once(2) && scan.string_or_dropped_null(true),
             Key::Refusal => seen.once(3) && scan.nullable_output(),
-            Key::ToolCalls => {
-                seen.once(4)
-                    && match scan.jiter.peek() {
-                        Ok(Peek::Null) => scan.jiter.known_null().is_ok(),
-                        Ok(Peek::Array) => scan.objects(Self::tool_call),
-                        _ => false,
-                    }
-            }
+            Key::ToolCalls => seen.once(4) && scan.nullable_objects(Self::tool_call),
             Key::ThinkingBlocks => false,
             _ => scan.jiter.next_skip().is_ok(),
         })
@@ -531,14 +533,7 @@ impl Scan<'_> {
             Key::Content => seen.once(1) && scan.nullable_output(),
             Key::Refusal => seen.once(2) && scan.nullable_output(),
             Key::ReasoningContent => seen.once(3) && scan.string_or_dropped_null(true),
-            Key::ToolCalls => {
-                seen.once(4)
-                    && match scan.jiter.peek() {
-                        Ok(Peek::Null) => scan.jiter.known_null().is_ok(),
-                        Ok(Peek::Array) => scan.objects(Self::whole_tool_call),
-                        _ => false,
-                    }
-            }
+            Key::ToolCalls => seen.once(4) && scan.nullable_objects(Self::whole_tool_call),
             Key::ThinkingBlocks => false,
             _ => scan.jiter.next_skip().is_ok(),
         }) && seen.all(&[0])
