@@ -70,12 +70,17 @@ const REQUEST: &str = r#"{
   "max_tokens": 512
 }"#;
 
+/// The throughput of one request or answer of `bytes` bytes per iteration.
+fn one_of(bytes: usize) -> Throughput {
+    Throughput::ElementsAndBytes {
+        elements: 1,
+        bytes: bytes as u64,
+    }
+}
+
 fn bench_parse(c: &mut Criterion) {
     let mut group = c.benchmark_group("parse_request");
-    group.throughput(Throughput::ElementsAndBytes {
-        elements: 1,
-        bytes: REQUEST.len() as u64,
-    });
+    group.throughput(one_of(REQUEST.len()));
     group.bench_function("from_json", |b| {
         b.iter(|| {
             from_json::<ChatCompletionRequest>(black_box(REQUEST.as_bytes()))
@@ -134,10 +139,7 @@ fn bench_encode(c: &mut Criterion) {
                 .encode_chat(&request, model, stream)
                 .expect("the bench request encodes")
                 .body;
-            group.throughput(Throughput::ElementsAndBytes {
-                elements: 1,
-                bytes: body.len() as u64,
-            });
+            group.throughput(one_of(body.len()));
             let variant = if stream { "stream" } else { "unary" };
             group.bench_with_input(BenchmarkId::new(*name, variant), &request, |b, request| {
                 b.iter(|| {
@@ -151,10 +153,7 @@ fn bench_encode(c: &mut Criterion) {
     // The request written as it is: what the OpenAI pass-through costs without its copy of the
     // request (it clones it to set the upstream model and drop the gateway's own fields).
     let body = serde_json::to_vec(&request).expect("a request serializes");
-    group.throughput(Throughput::ElementsAndBytes {
-        elements: 1,
-        bytes: body.len() as u64,
-    });
+    group.throughput(one_of(body.len()));
     group.bench_with_input(
         BenchmarkId::new("serde_json_reference", "to_vec"),
         &request,
@@ -178,10 +177,7 @@ fn bench_answer(c: &mut Criterion) {
     )
     .expect("provider");
     let mut group = c.benchmark_group("answer");
-    group.throughput(Throughput::ElementsAndBytes {
-        elements: 1,
-        bytes: ANSWER.len() as u64,
-    });
+    group.throughput(one_of(ANSWER.len()));
     group.bench_function("decode_chat", |b| {
         b.iter(|| {
             provider

@@ -343,6 +343,22 @@ async fn collect_json(
     (chunks, None)
 }
 
+/// An answer or chunk less what differs from one request to the next: its id and time, and
+/// the ids of the tool calls in each choice's `message` or `delta` (`choice_member`).
+fn without_ids(mut value: Value, choice_member: &str) -> Value {
+    let object = value.as_object_mut().unwrap();
+    object.remove("id");
+    object.remove("created");
+    for choice in object["choices"].as_array_mut().unwrap() {
+        if let Some(calls) = choice[choice_member]["tool_calls"].as_array_mut() {
+            calls
+                .iter_mut()
+                .for_each(|c| drop(c.as_object_mut().unwrap().remove("id")));
+        }
+    }
+    value
+}
+
 #[tokio::test]
 async fn a_stream_read_as_json_is_its_chunks_serialized_and_accounted_the_same() {
     let mock = MockServer::start(MockConfig::default()).await.unwrap();
@@ -364,20 +380,7 @@ async fn a_stream_read_as_json_is_its_chunks_serialized_and_accounted_the_same()
                "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {
                    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]}),
     ];
-    // What differs from one request to the next.
-    let per_request = |mut chunk: Value| {
-        let object = chunk.as_object_mut().unwrap();
-        object.remove("id");
-        object.remove("created");
-        for choice in object["choices"].as_array_mut().unwrap() {
-            if let Some(calls) = choice["delta"]["tool_calls"].as_array_mut() {
-                calls
-                    .iter_mut()
-                    .for_each(|c| drop(c.as_object_mut().unwrap().remove("id")));
-            }
-        }
-        chunk
-    };
+    let per_request = |chunk| without_ids(chunk, "delta");
     for body in cases {
         let typed = gw.chat_stream(request(body.clone())).await.unwrap();
         let typed_id = typed.request_id().to_owned();
@@ -428,20 +431,7 @@ async fn an_answer_read_as_json_is_the_answer_serialized_and_accounted_the_same(
         ),
         json!({"model": "mock/mock-gpt", "n": 2, "messages": [{"role": "user", "content": "Hi"}]}),
     ];
-    // What differs from one request to the next.
-    let per_request = |mut answer: Value| {
-        let object = answer.as_object_mut().unwrap();
-        object.remove("id");
-        object.remove("created");
-        for choice in object["choices"].as_array_mut().unwrap() {
-            if let Some(calls) = choice["message"]["tool_calls"].as_array_mut() {
-                calls
-                    .iter_mut()
-                    .for_each(|c| drop(c.as_object_mut().unwrap().remove("id")));
-            }
-        }
-        answer
-    };
+    let per_request = |answer| without_ids(answer, "message");
     for body in cases {
         let typed = gw.chat(request(body.clone())).await.unwrap();
         let as_json = gw
