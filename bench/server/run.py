@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Server-mode load benchmark: client -> mock directly (the baseline), -> nginx -> mock (the
-bare-hop floor, when nginx is installed) and -> opengateway -> mock, in one run.
+bare-hop floor, when nginx is installed), -> opengateway-bare-hop -> mock (a bare hop on the
+gateway's own HTTP stack: axum, reqwest, tokio) and -> opengateway -> mock, in one run.
 
 The gateway (and nginx, one worker) is pinned to CPU 0; the load generator and the mock provider
 share CPU 1, as in the performance issue's setup. Public tools only: wrk for maximum throughput
@@ -187,6 +188,19 @@ http {{
         wait_listening(port, "nginx", proc)
         return port, proc.pid
 
+    def start_bare_hop(self, mock_port: int) -> tuple[int, int] | None:
+        """The bare hop on the gateway's stack (bench/bare-hop), when it has been built."""
+        binary = self.bin_dir / "opengateway-bare-hop"
+        if not binary.exists():
+            print(f"{binary} not built: no figures for the gateway's stack alone")
+            return None
+        port = free_port()
+        proc = self.spawn([str(binary), "--listen", f"127.0.0.1:{port}",
+                           "--upstream", f"http://127.0.0.1:{mock_port}"],
+                          GATEWAY_CPU, "bare-hop.log", stdout=subprocess.DEVNULL)
+        wait_listening(port, "opengateway-bare-hop", proc)
+        return port, proc.pid
+
     def stop(self) -> None:
         for proc in reversed(self.procs):
             if proc.poll() is None:
@@ -274,6 +288,10 @@ http {{
         if nginx:
             targets.append(Target("nginx", f"http://127.0.0.1:{nginx[0]}/v1/chat/completions",
                                   "mock-gpt", nginx[1]))
+        bare = self.start_bare_hop(mock_port)
+        if bare:
+            targets.append(Target("axum+reqwest", f"http://127.0.0.1:{bare[0]}/v1/chat/completions",
+                                  "mock-gpt", bare[1]))
         gw_port, gw_pid = self.start_gateway(mock_port)
         gateway = Target("opengateway", f"http://127.0.0.1:{gw_port}/v1/chat/completions",
                          "mock/mock-gpt", gw_pid)
@@ -360,7 +378,7 @@ http {{
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin-dir", default=os.environ.get("OGW_BIN_DIR", str(ROOT / "target" / "release")),
-                        help="where opengateway and opengateway-mock are (default: target/release)")
+                        help="where opengateway, opengateway-mock and opengateway-bare-hop are (default: target/release)")
     parser.add_argument("--no-build", action="store_true", help="use the binaries as they are")
     parser.add_argument("--seconds", type=int, default=10, help="length of each load run, whole seconds (wrk takes no fractions)")
     parser.add_argument("--rates", type=int, nargs="*", default=[1000, 5000], help="fixed request rates")
@@ -381,7 +399,8 @@ def main() -> None:
     if not Path(args.oha).exists():
         sys.exit("oha is not installed: run bench/server/setup.sh")
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "-p", "opengateway-server", "-p", "opengateway-mock"],
+        subprocess.run(["cargo", "build", "--release", "-p", "opengateway-server", "-p", "opengateway-mock",
+                        "-p", "opengateway-bare-hop"],
                        cwd=ROOT, check=True)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(65536, hard)), hard))
