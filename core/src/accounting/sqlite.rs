@@ -707,6 +707,7 @@ fn write_rows(conn: &Connection, batch: &[UsageRecord], fresh: &[bool]) -> Resul
     let mut add_tag =
         conn.prepare_cached("INSERT OR IGNORE INTO usage_tags (record_id, tag) VALUES (?1, ?2)")?;
     for (i, r) in batch.iter().enumerate() {
+        super::ledger::give_way();
         let attempts = json(&r.attempts)?;
         let tags = json(&r.tags)?;
         let status = r.status.as_str();
