@@ -1113,12 +1113,13 @@ impl Gateway {
         let response = transport.send(adapter.id(), upstream, first_byte).await?;
         let ttfb = started.elapsed();
         let status = response.status().as_u16();
-        let headers = response.headers().clone();
+        // Only an error's decoding reads the headers (its retry-after).
+        let error_headers = (!(200..300).contains(&status)).then(|| response.headers().clone());
         let remaining = (started + total).saturating_duration_since(Instant::now());
         let body = transport
             .read_body(adapter.id(), response, remaining)
             .await?;
-        if !(200..300).contains(&status) {
+        if let Some(headers) = error_headers {
             return Err(adapter.decode_error(status, &headers, &body));
         }
         if as_json

@@ -115,6 +115,7 @@ pub(crate) struct UsageArgs {
 }
 
 mod keys;
+mod log_fields;
 mod usage;
 
 /// Tasks the single-threaded runtime runs between two polls for I/O while tasks are queued.
@@ -146,7 +147,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .fmt_fields(plain_fields())
+        .fmt_fields(log_fields::PlainFields)
         .init();
     let cli = Cli::parse();
     let runtime = match runtime() {
@@ -174,18 +175,6 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// `name=value` fields as the default formatter writes them (the message bare, strings
-/// quoted), without its styling of every field name: on the per-request line that styling
-/// cost about a fifth of the line, even with colours off.
-fn plain_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
-    use tracing_subscriber::field::MakeExt;
-    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| match field.name() {
-        "message" => write!(writer, "{value:?}"),
-        name => write!(writer, "{}={value:?}", name.trim_start_matches("r#")),
-    })
-    .delimited(" ")
 }
 
 /// The catalog as a table: prices in USD per million tokens.
