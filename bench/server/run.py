@@ -368,11 +368,44 @@ http {{
         row("RSS peak under load (MB)", "rss_peak_mb", ".1f")
         row("RSS after the load runs (MB)", "rss_after_mb", ".1f")
         row(f"RSS with {a.open_streams} open streams (MB)", "rss_open_streams_mb", ".1f")
+        self.report_targets(targets)
         failures = {t.name: {k: v for k, v in t.results.items() if "failed" in k and v} for t in targets}
         if any(failures.values()):
             print(f"\nfailed requests: {failures}")
         if a.json:
             Path(a.json).write_text(json.dumps({t.name: t.results for t in targets}, indent=2))
+
+
+    def report_targets(self, targets: list[Target]) -> None:
+        """The performance issue's server targets, read against nginx measured in this run."""
+        by_name = {t.name: t.results for t in targets}
+        direct, nginx, ours = by_name.get("direct"), by_name.get("nginx"), by_name.get("opengateway")
+        if not (direct and nginx and ours and "p50_at_1000" in ours):
+            return
+        added = lambda r, key: r[key] - direct[key]  # noqa: E731
+        rows = [
+            ("max throughput ≥ 0.5× nginx's", f"{ours['max_rps'] / nginx['max_rps']:.2f}×",
+             "", ours["max_rps"] >= 0.5 * nginx["max_rps"]),
+            ("p50 added at 1000 req/s ≤ +0.12 ms", f"+{added(ours, 'p50_at_1000'):.3f} ms",
+             f"+{added(nginx, 'p50_at_1000'):.3f} ms", added(ours, "p50_at_1000") <= 0.12),
+            ("p99 at 1000 req/s ≤ nginx's", f"{ours['p99_at_1000']:.3f} ms", f"{nginx['p99_at_1000']:.3f} ms",
+             ours["p99_at_1000"] <= nginx["p99_at_1000"]),
+            ("stream first byte added ≤ +0.1 ms", f"+{added(ours, 'stream_first_ms'):.3f} ms",
+             f"+{added(nginx, 'stream_first_ms'):.3f} ms", added(ours, "stream_first_ms") <= 0.1),
+            ("stream total ≤ 2× nginx's", f"{ours['stream_total_ms'] / nginx['stream_total_ms']:.2f}×",
+             f"{nginx['stream_total_ms']:.3f} ms", ours["stream_total_ms"] <= 2 * nginx["stream_total_ms"]),
+            ("streams/s ≥ 0.5× nginx's", f"{ours['streams_per_s'] / nginx['streams_per_s']:.2f}×", "",
+             ours["streams_per_s"] >= 0.5 * nginx["streams_per_s"]),
+            ("peak RSS under load ≤ 30 MB", f"{ours['rss_peak_mb']:.1f} MB", "", ours["rss_peak_mb"] <= 30),
+            (f"{self.args.open_streams} open streams ≤ 50 MB over that peak",
+             f"+{ours['rss_open_streams_mb'] - ours['rss_peak_mb']:.1f} MB", "",
+             ours["rss_open_streams_mb"] - ours["rss_peak_mb"] <= 50),
+        ]
+        print("\nThe performance issue's targets (ratios to nginx, measured in this run):")
+        print("| target | opengateway | nginx | met |")
+        print("|---|---|---|---|")
+        for label, value, floor, met in rows:
+            print(f"| {label} | {value} | {floor} | {'yes' if met else 'no'} |")
 
 
 def main() -> None:
