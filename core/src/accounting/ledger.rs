@@ -173,7 +173,8 @@ thread_local! {
 /// CPU, the runtime serving requests), unless the ledger's writer is behind; sinks call it
 /// between the records they write. Without it, a batch of records (about 1 ms of CPU at 5,000
 /// requests a second) ran on for the scheduler's whole slice while requests waited: p99 at
-/// 5,000 req/s 1.4-3.3 ms, against 1.0-1.7 ms giving way (bench/README.md). Past
+/// 5,000 req/s 1.3-1.9 ms, against 1.0-1.6 ms giving way (medians 1.70 and 1.33 ms of seven
+/// alternating pairs, bench/README.md). Past
 /// [`GIVE_WAY_BELOW`] queued ops it does not, or under a load the CPU cannot serve the writer
 /// would give way forever while its queue grew (226 MB in 6 s at full load).
 pub(crate) fn give_way() {
