@@ -104,6 +104,19 @@ fn list_keys(config: &Path) -> Vec<Value> {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The key list once `done` holds it, or after 10 s: another process sees a request's record
+/// within about a second of its end (the ledger's writer commits in batches), not at once.
+fn list_keys_once(config: &Path, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let keys = list_keys(config);
+        if done(&keys) || Instant::now() >= deadline {
+            return keys;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn hello(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "Hello"}]})
 }
@@ -256,7 +269,9 @@ async fn cli_keys_work_and_forged_colliding_missing_and_revoked_keys_are_refused
             .unwrap()
             .contains("revoked")
     );
-    let keys = list_keys(&s.config);
+    let keys = list_keys_once(&s.config, |keys| {
+        keys.first().is_some_and(|k| k["requests"] == 2)
+    });
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0]["revoked"], true);
     assert_eq!(keys[0]["requests"], 2, "{}", keys[0]);
@@ -430,7 +445,9 @@ async fn a_restart_keeps_keys_and_usage_and_an_unreadable_store_refuses() {
     s.child = child;
     s.base = base;
     assert_eq!(chat(&s.base, Some(&key)).await.status, 200);
-    let keys = list_keys(&s.config);
+    let keys = list_keys_once(&s.config, |keys| {
+        keys.first().is_some_and(|k| k["requests"] == 2)
+    });
     assert_eq!(keys[0]["id"], id.as_str());
     assert_eq!(keys[0]["requests"], 2, "{}", keys[0]);
 
