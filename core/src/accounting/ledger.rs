@@ -174,14 +174,13 @@ thread_local! {
 }
 
 /// Between two records of a batch, lets the CPU go to a thread that is waiting for it (on one
-/// CPU, the runtime serving requests), in a batch long enough to hold the CPU for a while and
-/// unless the ledger's writer is behind; sinks call it
-/// between the records they write. Without it, a batch of records (about 1 ms of CPU at 5,000
+/// CPU, the runtime serving requests); sinks call it between the records they write. It gives
+/// way only in a batch long enough to hold the CPU for a while, and not once the writer is
+/// behind (see [`GIVE_WAY_FROM`]). Without it, a batch of records (about 1 ms of CPU at 5,000
 /// requests a second) ran on for the scheduler's whole slice while requests waited: p99 at
 /// 5,000 req/s 1.3-1.9 ms, against 1.0-1.6 ms giving way (medians 1.70 and 1.33 ms of seven
-/// alternating pairs, bench/README.md). Past
-/// [`GIVE_WAY_BELOW`] queued ops it does not, or under a load the CPU cannot serve the writer
-/// would give way forever while its queue grew (226 MB in 6 s at full load).
+/// alternating pairs, bench/README.md). A writer that gave way whatever its backlog, under a
+/// load the CPU cannot serve, never caught up: its queue grew to 226 MB in 6 s at full load.
 pub(crate) fn give_way() {
     if GIVING_WAY.with(Cell::get) {
         std::thread::yield_now();
