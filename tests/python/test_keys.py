@@ -15,6 +15,7 @@ import json
 import secrets
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -23,6 +24,18 @@ import openai
 import pytest
 
 from conftest import BIN_DIR, Service, _child_env
+
+
+def _once(read, requests: int | None) -> dict:
+    """`read()`, again every 50 ms for up to 10 s until its row counts `requests`: another
+    process (the CLI) sees a request's record within about a second of its end, when the
+    server's ledger writer commits its batch, not at once."""
+    deadline = time.monotonic() + 10
+    while True:
+        row = read()
+        if requests is None or row["requests"] == requests or time.monotonic() > deadline:
+            return row
+        time.sleep(0.05)
 
 # openai>=3 is built on `httpx2` (the successor of `httpx`); older releases on `httpx`.
 try:
@@ -119,12 +132,21 @@ server:
         self.secrets.append(created["secret"])
         return created
 
-    def listed(self, key_id: str) -> dict:
-        return next(k for k in json.loads(self.cli("list", "--json")) if k["id"] == key_id)
+    def listed(self, key_id: str, requests: int | None = None) -> dict:
+        """The key's row, once it counts `requests` when given (see `_once`)."""
+        return _once(
+            lambda: next(k for k in json.loads(self.cli("list", "--json")) if k["id"] == key_id),
+            requests,
+        )
 
-    def usage_by_key(self, key_id: str) -> dict:
-        rows = json.loads(self.run("usage", "--by", "key", "--json"))
-        return next(r for r in rows if r["group"]["key"] == key_id)
+    def usage_by_key(self, key_id: str, requests: int | None = None) -> dict:
+        """The key's usage row, once it counts `requests` when given (see `_once`)."""
+
+        def row() -> dict:
+            rows = json.loads(self.run("usage", "--by", "key", "--json"))
+            return next(r for r in rows if r["group"]["key"] == key_id)
+
+        return _once(row, requests)
 
     def openai(self, key: str) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0, timeout=30)
@@ -201,7 +223,7 @@ def test_both_sdks_work_with_a_key_and_are_refused_without_or_once_it_is_revoked
         keyed.anthropic(secret).messages.create(
             model="mock/mock-gpt", max_tokens=32, messages=HELLO
         )
-    row = keyed.listed(created["id"])
+    row = keyed.listed(created["id"], requests=2)
     assert row["revoked"] is True and row["requests"] == 2
 
 
@@ -309,7 +331,7 @@ def test_budget_refuses_once_spent_and_the_cli_shows_the_spend(keyed):
     assert err.value.code == "budget_exceeded"
     assert f"key:{created['id']}" in err.value.message
 
-    row = keyed.listed(created["id"])
+    row = keyed.listed(created["id"], requests=served + 1)
     assert row["limits"]["budget_usd"] == budget
     # The refusal is in the ledger too (as an error, at no cost).
     assert row["requests"] == served + 1
@@ -385,7 +407,7 @@ def test_admin_api_key_lifecycle_with_the_master_key(keyed):
         client.chat.completions.create(model="mock/mock-gpt", messages=HELLO)
     assert "revoked" in err.value.message
     # The CLI reads the same store.
-    row = keyed.listed(created["id"])
+    row = keyed.listed(created["id"], requests=1)
     assert row["revoked"] is True and row["requests"] == 1
 
 
@@ -406,13 +428,13 @@ def test_a_restart_keeps_keys_revocations_and_usage(own_gateway):
     gw.restart()
 
     # Usage recorded before the stop is all there, as the SDK saw it.
-    row = gw.listed(kept["id"])
+    row = gw.listed(kept["id"], requests=2)
     assert row["requests"] == 2 and row["revoked"] is False
     assert row["spent_usd"] == pytest.approx(seen_cost, rel=1e-9)
-    usage = gw.usage_by_key(kept["id"])
+    usage = gw.usage_by_key(kept["id"], requests=2)
     assert usage["requests"] == 2 and usage["ok"] == 2
     assert usage["total_cost_usd"] == pytest.approx(seen_cost, rel=1e-9)
-    assert gw.listed(gone["id"])["requests"] == 1
+    assert gw.listed(gone["id"], requests=1)["requests"] == 1
 
     # The new process knows the kept key, still refuses the revoked one, and keeps counting.
     client = gw.openai(kept["secret"])
@@ -424,10 +446,10 @@ def test_a_restart_keeps_keys_revocations_and_usage(own_gateway):
         gw.anthropic(gone["secret"]).messages.create(
             model="mock/mock-gpt", max_tokens=32, messages=HELLO
         )
-    row = gw.listed(kept["id"])
+    row = gw.listed(kept["id"], requests=3)
     assert row["requests"] == 3
     assert row["spent_usd"] == pytest.approx(seen_cost, rel=1e-9)
-    assert gw.usage_by_key(kept["id"])["requests"] == 3
+    assert gw.usage_by_key(kept["id"], requests=3)["requests"] == 3
 
 
 def test_the_sqlite_files_hold_no_raw_key(keyed):
