@@ -14,4 +14,4 @@ pub mod serve;
 mod sse;
 
 pub use routes::app;
-pub use serve::{Running, serve, start};
+pub use serve::{Running, runtime, serve, start};

@@ -118,27 +118,6 @@ mod keys;
 mod log_fields;
 mod usage;
 
-/// Tasks the single-threaded runtime runs between two polls for I/O while tasks are queued.
-/// Tokio's default (61) reads new requests while the tasks that return finished streams'
-/// upstream connections to the pool still wait behind them, so a burst of streams ending and
-/// starting again opened ~1,400 upstream connections for 1,000 streams (1,000 with this).
-const EVENT_INTERVAL: u32 = 4096;
-
-/// The async runtime. On one CPU (a container's CPU quota, `taskset`) the single-threaded
-/// scheduler: the work-stealing one with its one worker served some 30% fewer requests a
-/// second there (bench/README.md, "Server mode").
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
-    let mut builder = if one_cpu {
-        let mut builder = tokio::runtime::Builder::new_current_thread();
-        builder.event_interval(EVENT_INTERVAL);
-        builder
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    builder.enable_all().build()
-}
-
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -150,7 +129,7 @@ fn main() -> ExitCode {
         .fmt_fields(log_fields::PlainFields)
         .init();
     let cli = Cli::parse();
-    let runtime = match runtime() {
+    let runtime = match opengateway_server::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -16,33 +16,18 @@ use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 
 /// Where to listen and where to send what arrives.
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "opengateway-bare-hop",
+    about = "A bare proxy on the gateway's HTTP stack, for the benchmarks"
+)]
 struct Args {
+    /// Address to listen on (port 0 picks a free port, which is printed).
+    #[arg(long)]
     listen: SocketAddr,
+    /// Base URL every request is forwarded to, with the request's path appended.
+    #[arg(long)]
     upstream: String,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut listen = None;
-    let mut upstream = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--listen" => {
-                listen = Some(
-                    value
-                        .parse()
-                        .map_err(|e| format!("--listen {value}: {e}"))?,
-                )
-            }
-            "--upstream" => upstream = Some(value.trim_end_matches('/').to_owned()),
-            _ => return Err(format!("unknown flag {flag}")),
-        }
-    }
-    Ok(Args {
-        listen: listen.ok_or("--listen is required")?,
-        upstream: upstream.ok_or("--upstream is required")?,
-    })
 }
 
 /// What every request handler shares: the pooled client and the upstream's base URL.
@@ -87,23 +72,9 @@ async fn forward(State(hop): State<Hop>, request: Request) -> Response {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("error: {e}\nusage: opengateway-bare-hop --listen ADDR --upstream URL");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    // The gateway's runtime choice (server/src/main.rs): single-threaded on one CPU.
-    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
-    let mut builder = if one_cpu {
-        let mut builder = tokio::runtime::Builder::new_current_thread();
-        builder.event_interval(4096);
-        builder
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    let runtime = match builder.enable_all().build() {
+    let args = <Args as clap::Parser>::parse();
+    // The gateway's own runtime (single-threaded on one CPU), so both are measured alike.
+    let runtime = match opengateway_server::runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -130,7 +101,7 @@ async fn serve(args: Args) -> Result<(), String> {
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     let hop = Hop {
         client,
-        upstream: args.upstream.into(),
+        upstream: args.upstream.trim_end_matches('/').into(),
     };
     let app = axum::Router::new().fallback(forward).with_state(hop);
     let listener = tokio::net::TcpListener::bind(args.listen)
