@@ -3,11 +3,12 @@
 //! place, kept across reopening, and pending records of dead instances recovered.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use opengateway::Attempt;
 use opengateway::accounting::{
-    GroupBy, LedgerSink, MemorySink, RecordStatus, SqliteSink, TokenCounts, UsageFilter,
+    GroupBy, Ledger, LedgerSink, MemorySink, RecordStatus, SqliteSink, TokenCounts, UsageFilter,
     UsageQuery, UsageRecord, UsageTotals, aggregate,
 };
 use opengateway::pricing::Cost;
@@ -783,4 +784,35 @@ fn spent_journal_files_are_deleted() {
     );
     drop(sink);
     assert!(instance_files(&db, "busy").is_empty());
+}
+
+/// Dropping the last handle on a ledger waits for its writer: every queued record is in the
+/// database and the instance's journal and lock are gone when the drop returns, so a process
+/// that exits right after (the server's `main` returning) leaves nothing behind.
+#[tokio::test]
+async fn a_dropped_ledger_has_written_everything_and_removed_its_files() {
+    let dir = TempDir::new("drop");
+    let db = dir.db();
+    let ledger = Ledger::new(
+        Arc::new(SqliteSink::open(&db, "gone").unwrap()),
+        "gone".into(),
+    );
+    for n in 0..200 {
+        ledger
+            .open(pending(&format!("req_{n:03}"), "gone", n))
+            .await
+            .unwrap();
+    }
+    for n in 0..200 {
+        let mut record = pending(&format!("req_{n:03}"), "gone", n);
+        record.status = RecordStatus::Ok;
+        record.ended_at_ms = Some(n + 1);
+        ledger.settle(record);
+    }
+    drop(ledger);
+    assert_eq!(instance_files(&db, "gone"), Vec::<String>::new());
+    let reader = SqliteSink::open(&db, "reader").unwrap();
+    let records = reader.records(&all(), 1_000).unwrap();
+    assert_eq!(records.len(), 200);
+    assert!(records.iter().all(|r| r.status == RecordStatus::Ok));
 }

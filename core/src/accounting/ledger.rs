@@ -7,6 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::bodies::RequestBodies;
@@ -212,12 +213,22 @@ struct Inner {
     hooks: Arc<Hooks>,
     /// Stops the retention thread when the ledger goes (its receiver sees the sender dropped).
     retention: Mutex<Option<Sender<()>>>,
+    /// The writer thread, joined when the ledger goes.
+    writer: Option<JoinHandle<()>>,
 }
 
 impl Drop for Inner {
-    /// The writer drains what is queued and ends.
+    /// The writer drains what is queued and ends, and the ledger waits for it: a process that
+    /// returns from `main` right after dropping its ledger would otherwise end the writer
+    /// before the sink's own drop (the SQLite sink removes its spent journal and lock there).
     fn drop(&mut self) {
         self.ops.close();
+        if let Some(writer) = self.writer.take()
+            && writer.thread().id() != std::thread::current().id()
+            && writer.join().is_err()
+        {
+            tracing::error!("the usage ledger's writer thread panicked");
+        }
     }
 }
 
@@ -261,12 +272,16 @@ impl Ledger {
         let spawned = std::thread::Builder::new()
             .name("ogw-ledger".into())
             .spawn(move || write_loop(&writer_ops, writer_sink.as_ref(), &writer_hooks));
-        if let Err(e) = spawned {
-            // Without a writer every open fails with the queue closed, so requests are refused
-            // rather than served unrecorded.
-            tracing::error!(error = %e, "cannot start the usage ledger's writer thread");
-            ops.close();
-        }
+        let writer = match spawned {
+            Ok(writer) => Some(writer),
+            Err(e) => {
+                // Without a writer every open fails with the queue closed, so requests are
+                // refused rather than served unrecorded.
+                tracing::error!(error = %e, "cannot start the usage ledger's writer thread");
+                ops.close();
+                None
+            }
+        };
         Ledger {
             inner: Arc::new(Inner {
                 durable: sink.durable(),
@@ -275,6 +290,7 @@ impl Ledger {
                 ops,
                 hooks,
                 retention: Mutex::new(None),
+                writer,
             }),
         }
     }
