@@ -84,7 +84,7 @@ impl OpQueue {
         let awaited = op.awaited();
         state.ops.push(op);
         state.awaited |= awaited;
-        if state.writer_idle || awaited || state.ops.len() >= MAX_BATCH {
+        if state.writer_idle || awaited || [LINGER_BATCH, MAX_BATCH].contains(&state.ops.len()) {
             state.writer_idle = false;
             drop(state);
             self.wake.notify_one();
@@ -99,14 +99,19 @@ impl OpQueue {
 
     /// Moves the queued ops into `into` (empty): waits for the first (or until `until`, when
     /// given, then takes none), then up to `linger` for more unless somebody waits on one,
-    /// since each commit costs the same few page writes whatever it holds. False once the queue
-    /// is closed and drained.
-    fn take(&self, into: &mut Vec<Op>, until: Option<Instant>, linger: Duration) -> bool {
+    /// since each commit costs the same few page writes whatever it holds. A first op after a
+    /// long idle wait (sparse requests) gets no more than [`SETTLE_LINGER`].
+    fn take(&self, into: &mut Vec<Op>, until: Option<Instant>, linger: Duration) -> Taken {
         let mut state = self.lock();
+        let mut idle_since = None;
         while state.ops.is_empty() {
             if state.closed {
-                return false;
+                return Taken {
+                    open: false,
+                    idle: Duration::ZERO,
+                };
             }
+            idle_since.get_or_insert_with(Instant::now);
             state.writer_idle = true;
             state = match until {
                 None => self
@@ -117,7 +122,10 @@ impl OpQueue {
                     let wait = until.saturating_duration_since(Instant::now());
                     if wait.is_zero() {
                         state.writer_idle = false;
-                        return true;
+                        return Taken {
+                            open: true,
+                            idle: Duration::ZERO,
+                        };
                     }
                     self.wake
                         .wait_timeout(state, wait)
@@ -127,9 +135,26 @@ impl OpQueue {
             };
         }
         state.writer_idle = false;
-        let linger_until = Instant::now() + linger;
+        let now = Instant::now();
+        let idle = idle_since.map_or(Duration::ZERO, |since| now.duration_since(since));
+        let linger = if idle >= BUSY_GAP {
+            linger.min(SETTLE_LINGER)
+        } else {
+            linger
+        };
+        let linger_until = now + linger;
+        let full_from = now + FULL_AFTER;
         while !state.awaited && !state.closed && state.ops.len() < MAX_BATCH {
-            let wait = linger_until.saturating_duration_since(Instant::now());
+            let now = Instant::now();
+            if state.ops.len() >= LINGER_BATCH && now >= full_from {
+                break;
+            }
+            let until = if state.ops.len() >= LINGER_BATCH {
+                full_from.min(linger_until)
+            } else {
+                linger_until
+            };
+            let wait = until.saturating_duration_since(now);
             if wait.is_zero() {
                 break;
             }
@@ -141,8 +166,16 @@ impl OpQueue {
         }
         state.awaited = false;
         std::mem::swap(into, &mut state.ops);
-        true
+        Taken { open: true, idle }
     }
+}
+
+/// What [`OpQueue::take`] found.
+struct Taken {
+    /// False once the queue is closed and drained.
+    open: bool,
+    /// How long the writer waited, idle, for the first op it took.
+    idle: Duration,
 }
 
 /// How often retention deletes expired records after the first time (at start).
@@ -153,13 +186,31 @@ const MAX_BATCH: usize = 1024;
 /// How long a batch that nobody waits on may wait for more records before it is written.
 const SETTLE_LINGER: Duration = Duration::from_millis(2);
 
-/// The linger while records come fast (the last batch held at least [`BUSY_BATCH`]): commits
-/// five times fewer and larger, so the writer takes less of the CPU the requests need. A
-/// sparse request is still written within [`SETTLE_LINGER`] of its end.
-const BUSY_LINGER: Duration = Duration::from_millis(10);
+/// The longest linger while records come fast (the last batch held at least [`BUSY_BATCH`],
+/// or came soon after the one before): commits fewer and larger, so the writer takes less of
+/// the CPU the requests need. A sparse request is still written within [`SETTLE_LINGER`] of
+/// its end.
+const BUSY_LINGER: Duration = Duration::from_millis(50);
+
+/// A busy linger ends once it has lasted [`FULL_AFTER`] and holds [`LINGER_BATCH`] ops. A
+/// commit costs about the same page writes for a few records as for fifty, so at a moderate
+/// rate the writer waits longer to fill a batch (at 1,000 requests a second its CPU a request
+/// halved against a 10 ms linger, bench/README.md); from about 5,000 a second on it lingers
+/// [`FULL_AFTER`], as before: a batch of [`LINGER_BATCH`] still gives way between its records
+/// (below [`GIVE_WAY_BELOW`]), and under full load the batches are as large as ever (capping
+/// them at [`LINGER_BATCH`] cost 7-12% of the maximum rate in commits).
+const LINGER_BATCH: usize = 96;
+/// See [`LINGER_BATCH`].
+const FULL_AFTER: Duration = Duration::from_millis(10);
 
 /// Records in a batch past which the writer lingers [`BUSY_LINGER`].
 const BUSY_BATCH: usize = 16;
+
+/// An idle wait shorter than this for a batch's first op also makes the writer linger
+/// [`BUSY_LINGER`] next: otherwise a steady moderate rate (1,000 requests a second) can go on
+/// in batches of a few records, each [`SETTLE_LINGER`] too short to reach [`BUSY_BATCH`]. A
+/// longer one makes it linger [`SETTLE_LINGER`] at most, whatever came before.
+const BUSY_GAP: Duration = Duration::from_millis(10);
 
 /// The batches in which the writer gives way between records (see [`give_way`]), by how many
 /// ops they hold. A batch of a few (sparse requests) is over long before the scheduler's slice,
@@ -495,12 +546,13 @@ fn write_loop(queue: &OpQueue, sink: &dyn LedgerSink, hooks: &Hooks) {
     let mut next_sweep = Instant::now() + HOLD_SWEEP;
     let mut linger = SETTLE_LINGER;
     loop {
-        let open = queue.take(&mut ops, (!held.is_empty()).then_some(next_sweep), linger);
+        let Taken { open, idle } =
+            queue.take(&mut ops, (!held.is_empty()).then_some(next_sweep), linger);
         let taken = ops.len();
         GIVING_WAY.with(|giving_way| {
             giving_way.set((GIVE_WAY_FROM..GIVE_WAY_BELOW).contains(&taken));
         });
-        linger = if taken >= BUSY_BATCH {
+        linger = if taken >= BUSY_BATCH || (taken > 0 && idle < BUSY_GAP) {
             BUSY_LINGER
         } else {
             SETTLE_LINGER
