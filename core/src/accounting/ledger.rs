@@ -552,11 +552,14 @@ fn write_loop(queue: &OpQueue, sink: &dyn LedgerSink, hooks: &Hooks) {
         GIVING_WAY.with(|giving_way| {
             giving_way.set((GIVE_WAY_FROM..GIVE_WAY_BELOW).contains(&taken));
         });
-        linger = if taken >= BUSY_BATCH || (taken > 0 && idle < BUSY_GAP) {
-            BUSY_LINGER
-        } else {
-            SETTLE_LINGER
-        };
+        // A sweep of held records that took no op says nothing about the rate.
+        if taken > 0 {
+            linger = if taken >= BUSY_BATCH || idle < BUSY_GAP {
+                BUSY_LINGER
+            } else {
+                SETTLE_LINGER
+            };
+        }
         let mut queued = ops.drain(..).peekable();
         loop {
             let mut batch: Vec<UsageRecord> = Vec::new();
