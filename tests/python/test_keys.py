@@ -27,14 +27,20 @@ from conftest import BIN_DIR, Service, _child_env
 
 
 def _once(read, requests: int | None) -> dict:
-    """`read()`, again every 50 ms for up to 10 s until its row counts `requests`: another
-    process (the CLI) sees a request's record within about a second of its end, when the
-    server's ledger writer commits its batch, not at once."""
+    """`read()`, again every 50 ms for up to 10 s until its row exists and counts `requests`:
+    another process (the CLI) sees a request's record within about a second of its end, when
+    the server's ledger writer commits its batch, not at once."""
     deadline = time.monotonic() + 10
     while True:
-        row = read()
-        if requests is None or row["requests"] == requests or time.monotonic() > deadline:
-            return row
+        try:
+            row = read()
+        except StopIteration:
+            # No row yet (a key's first usage before the writer's commit).
+            if requests is None or time.monotonic() > deadline:
+                raise
+        else:
+            if requests is None or row["requests"] == requests or time.monotonic() > deadline:
+                return row
         time.sleep(0.05)
 
 # openai>=3 is built on `httpx2` (the successor of `httpx`); older releases on `httpx`.
